@@ -1,0 +1,54 @@
+# vfio-migtest: top-level entry points.
+#
+#   make            build the module (against KDIR) and the userspace
+#   make run        the main job: set-up, build, boot the guest, load the
+#                   module, run the suite and a demonstration migration,
+#                   print the report
+#   make check      all tests: host unit tests, checkpatch, then the
+#                   in-guest suite; ends with "check: N passed, N failed"
+#   make setup      install what the project needs (Debian packages)
+#
+# KDIR selects the kernel the module is built for (default: the guest
+# kernel's headers); KERNEL/KVER select the kernel the guest boots.
+
+KVER ?= 6.12.117+deb12-amd64
+KDIR ?= /lib/modules/$(KVER)/build
+BUILD ?= build/cmake
+WERROR ?= $(if $(CI),ON,OFF)
+
+export KVER KDIR
+
+.PHONY: all setup module userspace run check check-unit checkpatch clean
+
+all: module userspace
+
+setup:
+	@scripts/setup
+
+module:
+	$(MAKE) -C kmod KDIR=$(KDIR)
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DVFIOMIG_WERROR=$(WERROR)
+
+userspace: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/main-job
+
+check: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/check
+
+check-unit: userspace
+	cd $(BUILD) && ctest --output-on-failure
+
+checkpatch:
+	@scripts/checkpatch
+
+clean:
+	$(MAKE) -C kmod KDIR=$(KDIR) clean
+	rm -rf build
