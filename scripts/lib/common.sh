@@ -1,0 +1,31 @@
+# Shared helpers for the host-side scripts (sourced, not run).
+# shellcheck shell=bash
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${BUILD:-$top/build/cmake}
+
+# find_bin NAME: path of a built executable, or a clear error.
+find_bin() {
+	local path
+	path=$(find "$build" -type f -name "$1" -perm -u+x 2>/dev/null | head -n 1)
+	if [ -z "$path" ]; then
+		echo "$(basename "$0"): $1 is not built in $build (run make)" >&2
+		return 1
+	fi
+	echo "$path"
+}
+
+# gtest_counts FILE: "passed failed skipped" from a googletest XML report.
+gtest_counts() {
+	local file=$1 head tests failures errors skipped disabled
+	head=$(grep -m1 -o '<testsuites [^>]*>' "$file") || { echo "0 0 0"; return 1; }
+	attr() { echo "$head" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*' || echo 0; }
+	tests=$(attr tests)
+	failures=$(attr failures)
+	errors=$(attr errors)
+	disabled=$(attr disabled)
+	# googletest counts skipped tests as run tests without a failure; the
+	# per-test result="skipped"/<skipped> element tells them apart.
+	skipped=$(grep -c '<skipped' "$file" || true)
+	echo "$((tests - disabled - failures - errors - skipped)) $((failures + errors)) $skipped"
+}
