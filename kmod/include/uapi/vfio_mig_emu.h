@@ -185,4 +185,210 @@ struct vfio_mig_emu_resource {
 	__le64 cookie;		/* opaque to the stream, part of the digest */
 };
 
+/*
+ * Generic netlink control plane: family VFIO_MIG_EMU_NAME, version
+ * VFIO_MIG_EMU_GENL_VERSION, multicast group "events".
+ *
+ * Every command that changes anything needs CAP_NET_ADMIN
+ * (GENL_ADMIN_PERM).  Attributes are validated by a strict policy: an
+ * unknown, oversized or ill-typed attribute fails the request with an
+ * extack message naming it.  A device is named by VFIO_MIG_EMU_A_UUID.
+ */
+#define VFIO_MIG_EMU_GENL_VERSION	1
+#define VFIO_MIG_EMU_MCGRP_EVENTS	"events"
+
+enum vfio_mig_emu_cmd {
+	VFIO_MIG_EMU_CMD_UNSPEC,
+	/* doit: one device (A_UUID); dumpit: every device */
+	VFIO_MIG_EMU_CMD_DEV_GET,
+	/* admin: A_UUID + A_KNOBS; replies with the device's knobs */
+	VFIO_MIG_EMU_CMD_KNOBS_SET,
+	/* admin: A_UUID + A_FAULT; replies with A_FAULT_ID */
+	VFIO_MIG_EMU_CMD_FAULT_ADD,
+	/* dumpit: A_UUID's faults, each an A_FAULT nest with hit counts */
+	VFIO_MIG_EMU_CMD_FAULT_GET,
+	/* admin: A_UUID [+ A_FAULT_ID]; without an id clears them all */
+	VFIO_MIG_EMU_CMD_FAULT_CLEAR,
+	/* admin: A_UUID + A_WORKLOAD_ACTION + A_WORKLOAD_COUNT */
+	VFIO_MIG_EMU_CMD_WORKLOAD,
+	/* admin: A_UUID; zeroes the counters */
+	VFIO_MIG_EMU_CMD_COUNTERS_RESET,
+	/* doit: module-wide live object counts (A_STATS) */
+	VFIO_MIG_EMU_CMD_STATS_GET,
+
+	/* Events on the "events" group; each carries A_UUID, A_EVENT_SEQ
+	 * (per device, from 1, no gaps) and A_TIMESTAMP_NS.
+	 */
+	VFIO_MIG_EMU_CMD_EVENT_STATE,	/* A_FROM_STATE, A_TO_STATE, A_ERRNO */
+	VFIO_MIG_EMU_CMD_EVENT_SESSION,	/* A_SESSION_KIND, A_SESSION_OPEN */
+	VFIO_MIG_EMU_CMD_EVENT_FAULT,	/* A_FAULT_ID, A_FAULT (site, effect) */
+	VFIO_MIG_EMU_CMD_EVENT_CRITICAL, /* A_NR_RESOURCES, A_BYTES */
+	VFIO_MIG_EMU_CMD_EVENT_RESET,	/* device reset, A_FROM_STATE */
+
+	__VFIO_MIG_EMU_CMD_MAX,
+};
+#define VFIO_MIG_EMU_CMD_MAX		(__VFIO_MIG_EMU_CMD_MAX - 1)
+
+enum vfio_mig_emu_attr {
+	VFIO_MIG_EMU_A_UNSPEC,
+	VFIO_MIG_EMU_A_PAD,
+	VFIO_MIG_EMU_A_UUID,		/* string, the mdev uuid (36 chars) */
+	VFIO_MIG_EMU_A_PROFILE,		/* u32: enum vfio_mig_emu_profile */
+	VFIO_MIG_EMU_A_STATE,		/* u32: enum vfio_device_mig_state */
+	VFIO_MIG_EMU_A_MEM_SIZE,	/* u64 */
+	VFIO_MIG_EMU_A_DEVICE_OPEN,	/* u8: the vfio device fd is open */
+	VFIO_MIG_EMU_A_SESSIONS,	/* u32: open migration data files */
+	VFIO_MIG_EMU_A_DIGEST,		/* u32: as BAR0's DIGEST register */
+	VFIO_MIG_EMU_A_NR_RESOURCES,	/* u32 */
+	VFIO_MIG_EMU_A_COUNTERS,	/* nest: enum vfio_mig_emu_counter */
+	VFIO_MIG_EMU_A_PRECOPY,		/* nest: enum vfio_mig_emu_precopy */
+	VFIO_MIG_EMU_A_KNOBS,		/* nest: enum vfio_mig_emu_knob */
+	VFIO_MIG_EMU_A_FAULT,		/* nest: enum vfio_mig_emu_fault_attr */
+	VFIO_MIG_EMU_A_FAULT_ID,	/* u32 */
+	VFIO_MIG_EMU_A_WORKLOAD_ACTION,	/* u32: enum vfio_mig_emu_workload */
+	VFIO_MIG_EMU_A_WORKLOAD_COUNT,	/* u32: pages or resources */
+	VFIO_MIG_EMU_A_EVENT_SEQ,	/* u64 */
+	VFIO_MIG_EMU_A_TIMESTAMP_NS,	/* u64: ktime_get_ns() */
+	VFIO_MIG_EMU_A_FROM_STATE,	/* u32 */
+	VFIO_MIG_EMU_A_TO_STATE,	/* u32 */
+	VFIO_MIG_EMU_A_ERRNO,		/* u32: 0, or the positive errno */
+	VFIO_MIG_EMU_A_SESSION_KIND,	/* u32: enum vfio_mig_emu_session */
+	VFIO_MIG_EMU_A_SESSION_OPEN,	/* u8: 1 opened, 0 ended */
+	VFIO_MIG_EMU_A_BYTES,		/* u64 */
+	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
+	__VFIO_MIG_EMU_A_MAX,
+};
+#define VFIO_MIG_EMU_A_MAX		(__VFIO_MIG_EMU_A_MAX - 1)
+
+enum vfio_mig_emu_counter {
+	VFIO_MIG_EMU_CNT_UNSPEC,
+	VFIO_MIG_EMU_CNT_PAD,
+	VFIO_MIG_EMU_CNT_TRANSITIONS,	/* u64: arcs taken */
+	VFIO_MIG_EMU_CNT_TRANSITION_ERRORS, /* u64: SETs that failed */
+	VFIO_MIG_EMU_CNT_BYTES_SAVED,	/* u64: read from saving files */
+	VFIO_MIG_EMU_CNT_BYTES_LOADED,	/* u64: written to resuming files */
+	VFIO_MIG_EMU_CNT_PRECOPY_QUERIES, /* u64 */
+	VFIO_MIG_EMU_CNT_FAULTS_HIT,	/* u64 */
+	VFIO_MIG_EMU_CNT_RESETS,	/* u64 */
+	__VFIO_MIG_EMU_CNT_MAX,
+};
+#define VFIO_MIG_EMU_CNT_MAX		(__VFIO_MIG_EMU_CNT_MAX - 1)
+
+enum vfio_mig_emu_precopy {
+	VFIO_MIG_EMU_PRECOPY_UNSPEC,
+	VFIO_MIG_EMU_PRECOPY_PAD,
+	VFIO_MIG_EMU_PRECOPY_INITIAL_BYTES,	/* u64 */
+	VFIO_MIG_EMU_PRECOPY_DIRTY_BYTES,	/* u64 */
+	VFIO_MIG_EMU_PRECOPY_STOP_COPY_BYTES,	/* u64 */
+	__VFIO_MIG_EMU_PRECOPY_MAX,
+};
+#define VFIO_MIG_EMU_PRECOPY_MAX	(__VFIO_MIG_EMU_PRECOPY_MAX - 1)
+
+/* Knobs: every one optional in KNOBS_SET, all present in replies. */
+enum vfio_mig_emu_knob {
+	VFIO_MIG_EMU_KNOB_UNSPEC,
+	VFIO_MIG_EMU_KNOB_PAD,
+	/* nest (repeatable): A_FROM_STATE, A_TO_STATE (either may be
+	 * VFIO_MIG_EMU_ANY_STATE) and KNOB_DELAY_US: time each matching
+	 * arc takes, 0 .. VFIO_MIG_EMU_MAX_DELAY_US.
+	 */
+	VFIO_MIG_EMU_KNOB_ARC_DELAY,
+	VFIO_MIG_EMU_KNOB_DELAY_US,		/* u32, inside ARC_DELAY */
+	/* u32: destination cost of loading critical data, ns per KiB */
+	VFIO_MIG_EMU_KNOB_LOAD_NS_PER_KIB,
+	/* u32: destination cost per resource loaded, microseconds */
+	VFIO_MIG_EMU_KNOB_LOAD_US_PER_RESOURCE,
+	/* u64: device memory size; only while no file is open on it */
+	VFIO_MIG_EMU_KNOB_MEM_SIZE,
+	/* u32: bytes of context data per resource (critical data size) */
+	VFIO_MIG_EMU_KNOB_RESOURCE_BYTES,
+	/* u32: pages per second the background workload dirties, 0 = off */
+	VFIO_MIG_EMU_KNOB_DIRTY_RATE,
+	/* u32: enum vfio_mig_emu_reinit_policy (PRECOPY_INFOv2 REINIT) */
+	VFIO_MIG_EMU_KNOB_REINIT_POLICY,
+	__VFIO_MIG_EMU_KNOB_MAX,
+};
+#define VFIO_MIG_EMU_KNOB_MAX		(__VFIO_MIG_EMU_KNOB_MAX - 1)
+
+#define VFIO_MIG_EMU_ANY_STATE		0xffffffffu
+#define VFIO_MIG_EMU_MAX_DELAY_US	(10 * 1000 * 1000)
+#define VFIO_MIG_EMU_MIN_MEM_SIZE	VFIO_MIG_EMU_PAGE_SIZE
+#define VFIO_MIG_EMU_MAX_MEM_SIZE	(4ULL << 30)
+
+enum vfio_mig_emu_reinit_policy {
+	/* unread dirty data is folded into the new initial data (mlx5) */
+	VFIO_MIG_EMU_REINIT_FOLD = 0,
+	/* unread dirty data is discarded and re-sent after the new initial */
+	VFIO_MIG_EMU_REINIT_DISCARD = 1,
+};
+
+enum vfio_mig_emu_workload {
+	VFIO_MIG_EMU_WORKLOAD_DIRTY = 1,	/* dirty COUNT pages */
+	VFIO_MIG_EMU_WORKLOAD_RECONFIG = 2,	/* add COUNT resources */
+};
+
+enum vfio_mig_emu_session {
+	VFIO_MIG_EMU_SESSION_SAVING = 1,
+	VFIO_MIG_EMU_SESSION_RESUMING = 2,
+};
+
+/* Fault injection: where, when and what. */
+enum vfio_mig_emu_fault_attr {
+	VFIO_MIG_EMU_FAULT_UNSPEC,
+	VFIO_MIG_EMU_FAULT_PAD,
+	VFIO_MIG_EMU_FAULT_SITE,	/* u32: enum vfio_mig_emu_fault_site */
+	/* u32: for SITE_SET_STATE, the arc (VFIO_MIG_EMU_ANY_STATE ok) */
+	VFIO_MIG_EMU_FAULT_FROM_STATE,
+	VFIO_MIG_EMU_FAULT_TO_STATE,
+	VFIO_MIG_EMU_FAULT_TRIGGER,	/* u32: enum vfio_mig_emu_fault_trigger */
+	VFIO_MIG_EMU_FAULT_N,		/* u32: the trigger's N, >= 1 */
+	VFIO_MIG_EMU_FAULT_PROBABILITY_PPM, /* u32: 1 .. 1000000 */
+	VFIO_MIG_EMU_FAULT_SEED,	/* u64: PRNG seed of TRIGGER_RANDOM */
+	VFIO_MIG_EMU_FAULT_EFFECT,	/* u32: enum vfio_mig_emu_fault_effect */
+	VFIO_MIG_EMU_FAULT_ERRNO,	/* u32: 1 .. 4095, for FAIL effects */
+	VFIO_MIG_EMU_FAULT_DELAY_US,	/* u32: for EFFECT_DELAY */
+	VFIO_MIG_EMU_FAULT_CALLS,	/* u64, reply: calls seen at the site */
+	VFIO_MIG_EMU_FAULT_HITS,	/* u64, reply: times it fired */
+	__VFIO_MIG_EMU_FAULT_MAX,
+};
+#define VFIO_MIG_EMU_FAULT_MAX		(__VFIO_MIG_EMU_FAULT_MAX - 1)
+
+enum vfio_mig_emu_fault_site {
+	VFIO_MIG_EMU_SITE_SET_STATE = 1,	/* one arc of SET MIG_DEVICE_STATE */
+	VFIO_MIG_EMU_SITE_READ = 2,		/* read() of the saving file */
+	VFIO_MIG_EMU_SITE_WRITE = 3,		/* write() of the resuming file */
+	VFIO_MIG_EMU_SITE_PRECOPY_INFO = 4,	/* VFIO_MIG_GET_PRECOPY_INFO */
+	VFIO_MIG_EMU_SITE_DATA_SIZE = 5,	/* MIG_DATA_SIZE */
+	VFIO_MIG_EMU_SITE_RESET = 6,		/* VFIO_DEVICE_RESET */
+	VFIO_MIG_EMU_SITE_OPEN = 7,		/* opening the device fd */
+};
+
+enum vfio_mig_emu_fault_trigger {
+	VFIO_MIG_EMU_TRIGGER_NTH = 1,		/* the Nth call only */
+	VFIO_MIG_EMU_TRIGGER_EVERY_NTH = 2,	/* calls N, 2N, 3N, ... */
+	VFIO_MIG_EMU_TRIGGER_FIRST_N = 3,	/* calls 1 .. N */
+	VFIO_MIG_EMU_TRIGGER_RANDOM = 4,	/* PROBABILITY_PPM, SEED */
+};
+
+enum vfio_mig_emu_fault_effect {
+	VFIO_MIG_EMU_EFFECT_FAIL = 1,		/* fail with ERRNO, no change */
+	VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR = 2,	/* fail with ERRNO, go to ERROR */
+	VFIO_MIG_EMU_EFFECT_DELAY = 3,		/* sleep DELAY_US, then proceed */
+	VFIO_MIG_EMU_EFFECT_SHORT_IO = 4,	/* read/write moves half the bytes */
+	VFIO_MIG_EMU_EFFECT_CORRUPT = 5,	/* flip one byte of the stream */
+	VFIO_MIG_EMU_EFFECT_GARBAGE_SIZE = 6,	/* sizes reported are garbage */
+};
+
+#define VFIO_MIG_EMU_MAX_FAULTS		64	/* per device */
+
+enum vfio_mig_emu_stat {
+	VFIO_MIG_EMU_STAT_UNSPEC,
+	VFIO_MIG_EMU_STAT_DEVICES,	/* u32: live devices */
+	VFIO_MIG_EMU_STAT_FILES,	/* u32: live migration data files */
+	VFIO_MIG_EMU_STAT_BUFFERS,	/* u32: live staging buffers */
+	VFIO_MIG_EMU_STAT_PAGES,	/* u32: device memory pages held */
+	__VFIO_MIG_EMU_STAT_MAX,
+};
+#define VFIO_MIG_EMU_STAT_MAX		(__VFIO_MIG_EMU_STAT_MAX - 1)
+
 #endif /* _UAPI_VFIO_MIG_EMU_H */
