@@ -1,0 +1,176 @@
+// VFIO objects: container, group, device, and the migration data fd.
+//
+// Device path today: mdev -> emulated IOMMU group -> /dev/vfio/N ->
+// container with VFIO_TYPE1v2_IOMMU -> VFIO_GROUP_GET_DEVICE_FD(name).
+// The cdev + iommufd path (/dev/vfio/devices/vfioX, VFIO_DEVICE_BIND_IOMMUFD)
+// would be another DeviceBackend factory: Device only needs an open device
+// fd and a label, so the seam is Device's constructor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "vfiomig/fd.hpp"
+#include "vfiomig/state.hpp"
+#include "vfiomig/uapi.hpp"
+
+namespace vfiomig {
+
+/// /dev/vfio/vfio.
+class Container {
+public:
+	/// Opens /dev/vfio/vfio and checks the API version and Type1v2 support.
+	static std::shared_ptr<Container> open();
+	FdView fd() const { return fd_.view(); }
+	/// VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU); needs a group attached first.
+	void set_iommu_type1v2();
+	bool iommu_set() const { return iommu_set_; }
+
+private:
+	Fd fd_;
+	bool iommu_set_ = false;
+};
+
+/// /dev/vfio/N.
+class Group {
+public:
+	/// Opens group N, checks it is viable.
+	static std::shared_ptr<Group> open(int group_id);
+	/// VFIO_GROUP_SET_CONTAINER (and the container's IOMMU if not yet set).
+	void attach(std::shared_ptr<Container> container);
+	/// VFIO_GROUP_GET_DEVICE_FD(name).
+	Fd get_device_fd(const std::string &name) const;
+	int id() const { return id_; }
+	FdView fd() const { return fd_.view(); }
+
+private:
+	Fd fd_;
+	int id_ = -1;
+	std::shared_ptr<Container> container_;
+};
+
+/// VFIO_MIG_GET_PRECOPY_INFO output.
+struct PrecopyInfo {
+	std::uint32_t flags = 0;
+	std::uint64_t initial_bytes = 0;
+	std::uint64_t dirty_bytes = 0;
+};
+
+/// A migration data fd (saving or resuming). Read/write return the byte
+/// count or the errno so tests can check exact errors.
+class DataFd {
+public:
+	DataFd() = default;
+	DataFd(Fd fd, std::string label, std::string session);
+	bool valid() const { return fd_.valid(); }
+	FdView fd() const { return fd_.view(); }
+	/// One read(2); 0 is end of stream.
+	Result<std::size_t> read(std::span<std::uint8_t> buf);
+	/// One write(2); may be partial.
+	Result<std::size_t> write(std::span<const std::uint8_t> buf);
+	/// VFIO_MIG_GET_PRECOPY_INFO with `flags_in` in the flags field.
+	Result<PrecopyInfo> precopy_info(std::uint32_t flags_in = 0);
+	/// Closes the fd.
+	void close() { fd_.reset(); }
+	const std::string &describe() const { return session_; }
+
+private:
+	Fd fd_;
+	std::string label_;
+	std::string session_; ///< "saving session of <label> from RUNNING->PRE_COPY"
+};
+
+/// What SET_STATE returned: the state reached and the data fd if any.
+struct MigrationSession {
+	State from = State::Error;
+	State to = State::Error;
+	DataFd data; ///< invalid when the kernel returned data_fd = -1
+	int raw_data_fd = -1; ///< the data_fd field as returned
+	bool has_data() const { return data.valid(); }
+};
+
+/// A region's index, offset and size (VFIO_DEVICE_GET_REGION_INFO).
+struct RegionInfo {
+	std::uint32_t index = 0;
+	std::uint32_t flags = 0;
+	std::uint64_t size = 0;
+	std::uint64_t offset = 0;
+};
+
+/// An open VFIO device.
+class Device {
+public:
+	/// Takes an open device fd; `label` names it in errors (mdev uuid).
+	/// `keepalive` holds the group/container (or iommufd) it came from.
+	Device(Fd fd, std::string label, std::shared_ptr<void> keepalive = {});
+	Device(Device &&) = default;
+	Device &operator=(Device &&) = default;
+
+	/// Opens the device at a sysfs path (/sys/bus/mdev/devices/<uuid>):
+	/// iommu_group -> /dev/vfio/N -> new container -> GET_DEVICE_FD.
+	static Device open_sysfs(const std::string &sysfs_path);
+
+	const std::string &label() const { return label_; }
+	FdView fd() const { return fd_.view(); }
+
+	/// VFIO_DEVICE_GET_INFO.
+	struct vfio_device_info info() const;
+	/// VFIO_DEVICE_GET_REGION_INFO (cached).
+	Result<RegionInfo> try_region_info(std::uint32_t index);
+	RegionInfo region_info(std::uint32_t index) { return try_region_info(index).value(); }
+	/// pread/pwrite within a region; returns bytes transferred or errno.
+	Result<std::size_t> try_region_read(std::uint32_t index, std::uint64_t off,
+					    std::span<std::uint8_t> buf);
+	Result<std::size_t> try_region_write(std::uint32_t index, std::uint64_t off,
+					     std::span<const std::uint8_t> buf);
+	void region_read(std::uint32_t index, std::uint64_t off, std::span<std::uint8_t> buf);
+	void region_write(std::uint32_t index, std::uint64_t off, std::span<const std::uint8_t> buf);
+	Result<std::uint32_t> try_read32(std::uint32_t index, std::uint64_t off);
+	Status try_write32(std::uint32_t index, std::uint64_t off, std::uint32_t value);
+	std::uint32_t read32(std::uint32_t index, std::uint64_t off) { return try_read32(index, off).value(); }
+	void write32(std::uint32_t index, std::uint64_t off, std::uint32_t v) { try_write32(index, off, v).value(); }
+
+	/// VFIO_DEVICE_RESET (the only way out of ERROR; lands in RUNNING).
+	Status try_reset();
+	void reset() { try_reset().value(); }
+
+	/// Raw VFIO_DEVICE_FEATURE: `flags` are GET/SET/PROBE | feature index,
+	/// `data` is the feature payload (in/out).
+	Status feature(std::uint32_t flags, std::span<std::uint8_t> data, const std::string &what);
+	/// PROBE for `feature` with GET and/or SET; returns the errno (0 = supported).
+	int probe_feature(std::uint32_t feature, std::uint32_t get_set);
+
+	/// VFIO_DEVICE_FEATURE_MIGRATION flags (VFIO_MIGRATION_*).
+	Result<std::uint64_t> try_migration_flags();
+	std::uint64_t migration_flags() { return try_migration_flags().value(); }
+	/// GET MIG_DEVICE_STATE.
+	Result<State> try_get_state();
+	State get_state() { return try_get_state().value(); }
+	/// SET MIG_DEVICE_STATE; `to` is raw so undefined values can be sent.
+	Result<MigrationSession> try_set_state(std::uint32_t to);
+	Result<MigrationSession> try_set_state(State to) { return try_set_state(static_cast<std::uint32_t>(to)); }
+	MigrationSession set_state(State to) { return try_set_state(to).value(); }
+	/// GET MIG_DATA_SIZE: estimated bytes STOP_COPY will produce.
+	Result<std::uint64_t> try_stop_copy_size();
+	std::uint64_t stop_copy_size() { return try_stop_copy_size().value(); }
+	/// The state this object last observed (for error messages).
+	std::string known_state() const;
+
+private:
+	std::string ctx(const std::string &call) const;
+
+	Fd fd_;
+	std::string label_;
+	std::shared_ptr<void> keepalive_;
+	std::map<std::uint32_t, RegionInfo> regions_;
+	std::optional<State> last_state_;
+};
+
+/// The IOMMU group number of a sysfs device (readlink <path>/iommu_group).
+int iommu_group_of(const std::string &sysfs_path);
+
+} // namespace vfiomig
