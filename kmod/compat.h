@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio_mig_emu: shims for the kernels we build against.  The HAVE_ defines
+ * come from the header probes in Kbuild.
+ */
+#ifndef VME_COMPAT_H
+#define VME_COMPAT_H
+
+#include <linux/fs.h>
+#include <linux/vfio.h>
+
+/*
+ * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 and VFIO_PRECOPY_INFO_REINIT
+ * ("vfio: Add support for VFIO_PRECOPY_INFO_REINIT", upstream from Linux
+ * 7.1).  Older vfio cores pass feature 12 through to the driver's
+ * device_feature op, so the module implements the opt-in itself there.
+ */
+#ifndef HAVE_VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOV2
+#define VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 12
+#endif
+
+#ifndef HAVE_VFIO_PRECOPY_INFO_REINIT
+#define VFIO_PRECOPY_INFO_REINIT (1 << 0)
+#endif
+
+/*
+ * "fs: remove no_llseek" (v6.12) dropped the helper: a file marked by
+ * stream_open() (FMODE_STREAM, no FMODE_LSEEK) refuses lseek with a NULL
+ * ->llseek.  Older kernels still want no_llseek spelled out.
+ */
+#ifdef HAVE_NO_LLSEEK
+#define VME_NO_LLSEEK no_llseek
+#else
+#define VME_NO_LLSEEK NULL
+#endif
+
+#endif /* VME_COMPAT_H */

@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_mig_emu: the emulated device.  Config space, the BAR0 register
+ * file, device memory (BAR2) that materializes page by page on first
+ * write, per-page dirty tracking for migration, the dirtying workload,
+ * resources and the state digest.
+ *
+ * Everything here is protected by vme_device.dev_lock.  Region accessors
+ * bounce through kernel buffers so that no user copy happens under it.
+ */
+#include <linux/bitmap.h>
+#include <linux/crc32c.h>
+#include <linux/log2.h>
+#include <linux/pci_regs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "vme.h"
+
+static const u8 vme_zero_page[VME_PAGE_SIZE];
+
+/* BAR2 is a 64-bit prefetchable memory BAR. */
+#define VME_BAR2_FLAGS	(PCI_BASE_ADDRESS_MEM_TYPE_64 | \
+			 PCI_BASE_ADDRESS_MEM_PREFETCH)
+/* Command register bits the user may change. */
+#define VME_CMD_WMASK	(PCI_COMMAND_IO | PCI_COMMAND_MEMORY | \
+			 PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | \
+			 PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE)
+
+static bool vme_state_writable(enum vfio_device_mig_state state)
+{
+	return state == VFIO_DEVICE_STATE_RUNNING ||
+	       state == VFIO_DEVICE_STATE_RUNNING_P2P ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+static void vme_put_le(u8 *p, u64 val, unsigned int bytes)
+{
+	while (bytes--) {
+		*p++ = val & 0xff;
+		val >>= 8;
+	}
+}
+
+static void vme_config_defaults(struct vme_device *vme, u8 *cfg)
+{
+	memset(cfg, 0, VME_CONFIG_SIZE);
+	vme_put_le(cfg + PCI_VENDOR_ID, VFIO_MIG_EMU_PCI_VENDOR_ID, 2);
+	vme_put_le(cfg + PCI_DEVICE_ID, VFIO_MIG_EMU_PCI_DEVICE_ID, 2);
+	vme_put_le(cfg + PCI_CLASS_REVISION, VFIO_MIG_EMU_PCI_CLASS << 8, 4);
+	cfg[PCI_HEADER_TYPE] = PCI_HEADER_TYPE_NORMAL;
+	/* BAR0: 32-bit non-prefetchable memory, address 0. */
+	vme_put_le(cfg + PCI_BASE_ADDRESS_2, VME_BAR2_FLAGS, 4);
+	vme_put_le(cfg + PCI_SUBSYSTEM_VENDOR_ID, VFIO_MIG_EMU_PCI_VENDOR_ID, 2);
+	vme_put_le(cfg + PCI_SUBSYSTEM_ID, VFIO_MIG_EMU_PCI_DEVICE_ID, 2);
+}
+
+static void vme_config_wmask_init(struct vme_device *vme)
+{
+	u8 *m = vme->cfg_wmask;
+	u64 bar2 = ~(vme->bar2_size - 1) & ~0xfULL;
+
+	memset(m, 0, VME_CONFIG_SIZE);
+	vme_put_le(m + PCI_COMMAND, VME_CMD_WMASK, 2);
+	m[PCI_CACHE_LINE_SIZE] = 0xff;
+	m[PCI_LATENCY_TIMER] = 0xff;
+	/* BAR sizing: address bits above the size are writable. */
+	vme_put_le(m + PCI_BASE_ADDRESS_0,
+		   ~(u32)(VFIO_MIG_EMU_BAR0_SIZE - 1) & ~0xfU, 4);
+	vme_put_le(m + PCI_BASE_ADDRESS_2, bar2, 8);
+	m[PCI_INTERRUPT_LINE] = 0xff;
+	memset(m + VFIO_MIG_EMU_CONFIG_SCRATCH, 0xff,
+	       VME_CONFIG_SIZE - VFIO_MIG_EMU_CONFIG_SCRATCH);
+}
+
+int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
+		    u64 mem_size)
+{
+	vme->profile = profile;
+	vme->mem_size = mem_size;
+	vme->nr_pages = mem_size / VME_PAGE_SIZE;
+	vme->bar2_size = roundup_pow_of_two(mem_size);
+	vme_config_wmask_init(vme);
+
+	mutex_init(&vme->dev_lock);
+	xa_init(&vme->pages);
+	vme->present = bitmap_zalloc(vme->nr_pages, GFP_KERNEL);
+	vme->dirty = bitmap_zalloc(vme->nr_pages, GFP_KERNEL);
+	if (!vme->present || !vme->dirty) {
+		bitmap_free(vme->present);
+		bitmap_free(vme->dirty);
+		mutex_destroy(&vme->dev_lock);
+		return -ENOMEM;
+	}
+
+	mutex_lock(&vme->dev_lock);
+	vme_device_reset_locked(vme);
+	mutex_unlock(&vme->dev_lock);
+	return 0;
+}
+
+static void vme_free_pages_locked(struct vme_device *vme)
+{
+	unsigned long idx;
+	void *page;
+
+	lockdep_assert_held(&vme->dev_lock);
+	xa_for_each(&vme->pages, idx, page) {
+		kfree(page);
+		atomic_dec(&vme_live_pages);
+	}
+	xa_destroy(&vme->pages);
+	bitmap_zero(vme->present, vme->nr_pages);
+	bitmap_zero(vme->dirty, vme->nr_pages);
+}
+
+void vme_device_fini(struct vme_device *vme)
+{
+	mutex_lock(&vme->dev_lock);
+	vme_free_pages_locked(vme);
+	kfree(vme->res);
+	vme->res = NULL;
+	mutex_unlock(&vme->dev_lock);
+	bitmap_free(vme->present);
+	bitmap_free(vme->dirty);
+	mutex_destroy(&vme->dev_lock);
+}
+
+/* Power-on state: memory freed, registers, resources and config reset. */
+void vme_device_reset_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	vme_free_pages_locked(vme);
+	vme_config_defaults(vme, vme->config);
+	memset(vme->scratch, 0, sizeof(vme->scratch));
+	vme->prng = 0;
+	kfree(vme->res);
+	vme->res = NULL;
+	vme->nr_res = 0;
+	vme->res_cap = 0;
+}
+
+void vme_set_mig_state_locked(struct vme_device *vme,
+			      enum vfio_device_mig_state state)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	mutex_lock(&vme->dev_lock);
+	vme->mig_state = state;
+	mutex_unlock(&vme->dev_lock);
+}
+
+/* ---- device memory ---------------------------------------------------- */
+
+static void *vme_page_get_locked(struct vme_device *vme, unsigned long idx)
+{
+	void *page, *old;
+
+	lockdep_assert_held(&vme->dev_lock);
+	page = xa_load(&vme->pages, idx);
+	if (page)
+		return page;
+
+	page = kzalloc(VME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!page)
+		return NULL;
+	old = xa_store(&vme->pages, idx, page, GFP_KERNEL_ACCOUNT);
+	if (xa_is_err(old)) {
+		kfree(page);
+		return NULL;
+	}
+	atomic_inc(&vme_live_pages);
+	set_bit(idx, vme->present);
+	return page;
+}
+
+/* A page changed: it must be (re)sent, and a precopy reader may wake. */
+static void vme_page_dirtied_locked(struct vme_device *vme, unsigned long idx)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	set_bit(idx, vme->dirty);
+	if (vme->saving_migf)
+		vme_migf_wake(vme->saving_migf);
+}
+
+static int vme_mem_write_locked(struct vme_device *vme, u64 off,
+				const void *src, size_t len)
+{
+	unsigned long idx = off / VME_PAGE_SIZE;
+	u8 *page;
+
+	lockdep_assert_held(&vme->dev_lock);
+	page = vme_page_get_locked(vme, idx);
+	if (!page)
+		return -ENOMEM;
+	memcpy(page + off % VME_PAGE_SIZE, src, len);
+	vme_page_dirtied_locked(vme, idx);
+	return 0;
+}
+
+static void vme_mem_read_locked(struct vme_device *vme, u64 off, void *dst,
+				size_t len)
+{
+	u8 *page;
+
+	lockdep_assert_held(&vme->dev_lock);
+	page = xa_load(&vme->pages, off / VME_PAGE_SIZE);
+	if (page)
+		memcpy(dst, page + off % VME_PAGE_SIZE, len);
+	else
+		memset(dst, 0, len);
+}
+
+/*
+ * Bytes of MEM records needed to send the pages set in @map: each run of
+ * consecutive pages goes out in records of at most VME_PAGES_PER_REC
+ * pages, exactly as vme_dirty_take_locked() cuts them.
+ */
+u64 vme_mem_stream_bytes(const unsigned long *map, unsigned long nr_pages)
+{
+	unsigned long start, end;
+	u64 bytes = 0;
+
+	start = find_first_bit(map, nr_pages);
+	while (start < nr_pages) {
+		end = find_next_zero_bit(map, nr_pages, start);
+		bytes += (u64)(end - start) * VME_PAGE_SIZE +
+			 DIV_ROUND_UP(end - start, VME_PAGES_PER_REC) *
+			 VME_REC_SIZE;
+		start = find_next_bit(map, nr_pages, end);
+	}
+	return bytes;
+}
+
+/* A saving session starts: every materialized page is dirty. */
+void vme_dirty_start_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	bitmap_copy(vme->dirty, vme->present, vme->nr_pages);
+}
+
+/*
+ * Copy the first run of dirty pages (at most VME_PAGES_PER_REC) into @buf,
+ * clear their dirty bits and return the byte count (0 when nothing is
+ * dirty); *@offset receives the run's byte offset.
+ */
+u32 vme_dirty_take_locked(struct vme_device *vme, void *buf, u64 *offset)
+{
+	unsigned long start, idx;
+	u32 len = 0;
+
+	lockdep_assert_held(&vme->dev_lock);
+	start = find_first_bit(vme->dirty, vme->nr_pages);
+	if (start >= vme->nr_pages)
+		return 0;
+
+	for (idx = start; idx < vme->nr_pages && idx - start < VME_PAGES_PER_REC &&
+	     test_bit(idx, vme->dirty); idx++) {
+		vme_mem_read_locked(vme, (u64)idx * VME_PAGE_SIZE, buf + len,
+				    VME_PAGE_SIZE);
+		clear_bit(idx, vme->dirty);
+		len += VME_PAGE_SIZE;
+	}
+	*offset = (u64)start * VME_PAGE_SIZE;
+	return len;
+}
+
+/* ---- workload, resources, digest -------------------------------------- */
+
+/* splitmix64: the workload PRNG, its state is migrated. */
+static u64 vme_prng_next_locked(struct vme_device *vme)
+{
+	u64 z;
+
+	lockdep_assert_held(&vme->dev_lock);
+	vme->prng += 0x9e3779b97f4a7c15ULL;
+	z = vme->prng;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Dirty doorbell: @steps pages drawn from the PRNG get a fill pattern. */
+static int vme_workload_run_locked(struct vme_device *vme, u32 steps)
+{
+	__le32 *page;
+	unsigned long idx;
+	unsigned int i;
+	u64 z;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (steps > VME_MAX_DIRTY_STEPS)
+		return -EINVAL;
+
+	while (steps--) {
+		z = vme_prng_next_locked(vme);
+		idx = (u32)(z >> 32) % vme->nr_pages;
+		page = vme_page_get_locked(vme, idx);
+		if (!page)
+			return -ENOMEM;
+		for (i = 0; i < VME_PAGE_SIZE / sizeof(*page); i++)
+			page[i] = cpu_to_le32((u32)z);
+		vme_page_dirtied_locked(vme, idx);
+		cond_resched();
+	}
+	return 0;
+}
+
+static int vme_res_reserve_locked(struct vme_device *vme, u32 nr)
+{
+	struct vfio_mig_emu_resource *res;
+	u32 cap;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (nr <= vme->res_cap)
+		return 0;
+	cap = max3(nr, 2 * vme->res_cap, 16U);
+	cap = min_t(u32, cap, VME_MAX_RESOURCES);
+	res = krealloc_array(vme->res, cap, sizeof(*res), GFP_KERNEL_ACCOUNT);
+	if (!res)
+		return -ENOMEM;
+	vme->res = res;
+	vme->res_cap = cap;
+	return 0;
+}
+
+/* Reconfigure doorbell: append @nr resources drawn from the PRNG. */
+static int vme_reconfig_locked(struct vme_device *vme, u32 nr)
+{
+	struct vfio_mig_emu_resource *res;
+	int ret;
+	u64 z;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (nr > VME_MAX_RESOURCES - vme->nr_res)
+		return -ENOSPC;
+	ret = vme_res_reserve_locked(vme, vme->nr_res + nr);
+	if (ret)
+		return ret;
+	while (nr--) {
+		z = vme_prng_next_locked(vme);
+		res = &vme->res[vme->nr_res];
+		res->id = cpu_to_le32(vme->nr_res);
+		res->kind = cpu_to_le32((u32)(z >> 32));
+		res->cookie = cpu_to_le64(z);
+		vme->nr_res++;
+	}
+	return 0;
+}
+
+u32 vme_digest_locked(struct vme_device *vme)
+{
+	__le32 scratch[VFIO_MIG_EMU_NR_SCRATCH];
+	__le64 prng = cpu_to_le64(vme->prng);
+	unsigned long idx;
+	const void *page;
+	u32 crc;
+	int i;
+
+	lockdep_assert_held(&vme->dev_lock);
+	for (i = 0; i < VFIO_MIG_EMU_NR_SCRATCH; i++)
+		scratch[i] = cpu_to_le32(vme->scratch[i]);
+
+	crc = vme_crc(vme->config, VME_CONFIG_SIZE);
+	crc = crc32c(crc, scratch, sizeof(scratch));
+	crc = crc32c(crc, &prng, sizeof(prng));
+	if (vme->nr_res)
+		crc = crc32c(crc, vme->res, vme->nr_res * VME_RES_SIZE);
+	for (idx = 0; idx < vme->nr_pages; idx++) {
+		page = xa_load(&vme->pages, idx);
+		crc = crc32c(crc, page ?: vme_zero_page, VME_PAGE_SIZE);
+	}
+	return crc;
+}
+
+/* ---- migration snapshot and load -------------------------------------- */
+
+void vme_save_regs_locked(struct vme_device *vme,
+			  struct vfio_mig_emu_regs *regs)
+{
+	int i;
+
+	lockdep_assert_held(&vme->dev_lock);
+	memset(regs, 0, sizeof(*regs));
+	for (i = 0; i < VFIO_MIG_EMU_NR_SCRATCH; i++)
+		regs->scratch[i] = cpu_to_le32(vme->scratch[i]);
+	regs->workload_prng = cpu_to_le64(vme->prng);
+	regs->nr_resources = cpu_to_le32(vme->nr_res);
+}
+
+int vme_load_config_locked(struct vme_device *vme, const void *cfg,
+			   const char **why)
+{
+	u8 def[VME_CONFIG_SIZE];
+
+	lockdep_assert_held(&vme->dev_lock);
+	vme_config_defaults(vme, def);
+	/* Identity (IDs, class, header type) must be this device's. */
+	if (memcmp(cfg, def, PCI_COMMAND) ||
+	    memcmp(cfg + PCI_CLASS_REVISION, def + PCI_CLASS_REVISION,
+		   PCI_CACHE_LINE_SIZE - PCI_CLASS_REVISION) ||
+	    ((const u8 *)cfg)[PCI_HEADER_TYPE] != def[PCI_HEADER_TYPE]) {
+		*why = "CONFIG record of another device";
+		return -EINVAL;
+	}
+	memcpy(vme->config, cfg, VME_CONFIG_SIZE);
+	return 0;
+}
+
+int vme_load_regs_locked(struct vme_device *vme,
+			 const struct vfio_mig_emu_regs *regs,
+			 const char **why)
+{
+	int i;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (regs->reserved) {
+		*why = "non-zero reserved field in REGS record";
+		return -EINVAL;
+	}
+	if (le32_to_cpu(regs->nr_resources) != vme->nr_res) {
+		*why = "REGS nr_resources does not match RESOURCE records";
+		return -EINVAL;
+	}
+	for (i = 0; i < VFIO_MIG_EMU_NR_SCRATCH; i++)
+		vme->scratch[i] = le32_to_cpu(regs->scratch[i]);
+	vme->prng = le64_to_cpu(regs->workload_prng);
+	return 0;
+}
+
+int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
+			u32 len, const char **why)
+{
+	u32 done;
+	int ret;
+
+	lockdep_assert_held(&vme->dev_lock);
+	for (done = 0; done < len; done += VME_PAGE_SIZE) {
+		ret = vme_mem_write_locked(vme, offset + done, data + done,
+					   VME_PAGE_SIZE);
+		if (ret) {
+			*why = "out of memory loading MEM record";
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int vme_load_resource_locked(struct vme_device *vme,
+			     const struct vfio_mig_emu_resource *res,
+			     const char **why)
+{
+	u32 id = le32_to_cpu(res->id);
+	int ret;
+
+	lockdep_assert_held(&vme->dev_lock);
+	/* Later records override earlier ones; new ids come in order. */
+	if (id > vme->nr_res || id >= VME_MAX_RESOURCES) {
+		*why = "RESOURCE record id out of order";
+		return -EINVAL;
+	}
+	if (id == vme->nr_res) {
+		ret = vme_res_reserve_locked(vme, id + 1);
+		if (ret) {
+			*why = "out of memory loading RESOURCE record";
+			return ret;
+		}
+		vme->nr_res++;
+	}
+	vme->res[id] = *res;
+	return 0;
+}
+
+/* ---- region access ---------------------------------------------------- */
+
+static u32 vme_reg_read_locked(struct vme_device *vme, u32 off)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	switch (off) {
+	case VFIO_MIG_EMU_REG_MAGIC:
+		return VFIO_MIG_EMU_MAGIC;
+	case VFIO_MIG_EMU_REG_VERSION:
+		return VFIO_MIG_EMU_REG_LAYOUT_VERSION;
+	case VFIO_MIG_EMU_REG_PROFILE:
+		return vme->profile;
+	case VFIO_MIG_EMU_REG_STATE:
+		return vme->mig_state;
+	case VFIO_MIG_EMU_REG_MEM_SIZE_LO:
+		return lower_32_bits(vme->mem_size);
+	case VFIO_MIG_EMU_REG_MEM_SIZE_HI:
+		return upper_32_bits(vme->mem_size);
+	case VFIO_MIG_EMU_REG_DIGEST:
+		return vme_digest_locked(vme);
+	case VFIO_MIG_EMU_REG_NR_RESOURCES:
+		return vme->nr_res;
+	}
+	if (off >= VFIO_MIG_EMU_REG_SCRATCH &&
+	    off < VFIO_MIG_EMU_REG_SCRATCH + 4 * VFIO_MIG_EMU_NR_SCRATCH)
+		return vme->scratch[(off - VFIO_MIG_EMU_REG_SCRATCH) / 4];
+	return 0;	/* doorbells and unimplemented offsets read as 0 */
+}
+
+static int vme_reg_write_locked(struct vme_device *vme, u32 off, u32 val)
+{
+	bool scratch = off >= VFIO_MIG_EMU_REG_SCRATCH &&
+		off < VFIO_MIG_EMU_REG_SCRATCH + 4 * VFIO_MIG_EMU_NR_SCRATCH;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (!scratch && off != VFIO_MIG_EMU_REG_DIRTY_DOORBELL &&
+	    off != VFIO_MIG_EMU_REG_RECONFIG_DOORBELL)
+		return -EINVAL;
+	if (!vme_state_writable(vme->mig_state))
+		return -EBUSY;
+
+	if (scratch) {
+		vme->scratch[(off - VFIO_MIG_EMU_REG_SCRATCH) / 4] = val;
+		return 0;
+	}
+	if (off == VFIO_MIG_EMU_REG_DIRTY_DOORBELL)
+		return vme_workload_run_locked(vme, val);
+	return vme_reconfig_locked(vme, val);
+}
+
+static ssize_t vme_config_rw(struct vme_device *vme, char __user *ubuf,
+			     size_t count, u64 off, bool write)
+{
+	u8 buf[VME_CONFIG_SIZE];
+	size_t i;
+
+	if (off >= VME_CONFIG_SIZE || count > VME_CONFIG_SIZE - off)
+		return -EINVAL;
+
+	if (!write) {
+		mutex_lock(&vme->dev_lock);
+		memcpy(buf, vme->config + off, count);
+		mutex_unlock(&vme->dev_lock);
+		return copy_to_user(ubuf, buf, count) ? -EFAULT : count;
+	}
+
+	if (copy_from_user(buf, ubuf, count))
+		return -EFAULT;
+	/* Config space writes are accepted in every state. */
+	mutex_lock(&vme->dev_lock);
+	for (i = 0; i < count; i++) {
+		u8 m = vme->cfg_wmask[off + i];
+
+		vme->config[off + i] = (vme->config[off + i] & ~m) |
+				       (buf[i] & m);
+	}
+	mutex_unlock(&vme->dev_lock);
+	return count;
+}
+
+static ssize_t vme_bar0_rw(struct vme_device *vme, char __user *ubuf,
+			   size_t count, u64 off, bool write)
+{
+	__le32 val;
+	int ret;
+
+	if (count != 4 || off % 4 || off >= VFIO_MIG_EMU_BAR0_SIZE)
+		return -EINVAL;
+
+	if (!write) {
+		mutex_lock(&vme->dev_lock);
+		val = cpu_to_le32(vme_reg_read_locked(vme, off));
+		mutex_unlock(&vme->dev_lock);
+		return copy_to_user(ubuf, &val, 4) ? -EFAULT : 4;
+	}
+
+	if (copy_from_user(&val, ubuf, 4))
+		return -EFAULT;
+	mutex_lock(&vme->dev_lock);
+	ret = vme_reg_write_locked(vme, off, le32_to_cpu(val));
+	mutex_unlock(&vme->dev_lock);
+	return ret ?: 4;
+}
+
+static ssize_t vme_bar2_rw(struct vme_device *vme, char __user *ubuf,
+			   size_t count, u64 off, bool write)
+{
+	size_t done = 0, chunk;
+	ssize_t ret = 0;
+	void *buf;
+
+	if (off >= vme->mem_size || count > vme->mem_size - off)
+		return -EINVAL;
+
+	buf = kmalloc(VME_PAGE_SIZE, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+
+	while (done < count) {
+		chunk = min_t(size_t, count - done,
+			      VME_PAGE_SIZE - (off + done) % VME_PAGE_SIZE);
+		if (write) {
+			if (copy_from_user(buf, ubuf + done, chunk)) {
+				ret = -EFAULT;
+				break;
+			}
+			mutex_lock(&vme->dev_lock);
+			if (vme_state_writable(vme->mig_state))
+				ret = vme_mem_write_locked(vme, off + done, buf,
+							   chunk);
+			else
+				ret = -EBUSY;
+			mutex_unlock(&vme->dev_lock);
+			if (ret)
+				break;
+		} else {
+			mutex_lock(&vme->dev_lock);
+			vme_mem_read_locked(vme, off + done, buf, chunk);
+			mutex_unlock(&vme->dev_lock);
+			if (copy_to_user(ubuf + done, buf, chunk)) {
+				ret = -EFAULT;
+				break;
+			}
+		}
+		done += chunk;
+	}
+	kfree(buf);
+	return done ? done : ret;
+}
+
+static ssize_t vme_region_rw(struct vme_device *vme, char __user *ubuf,
+			     size_t count, loff_t pos, bool write)
+{
+	unsigned int index = (u64)pos >> VME_OFFSET_SHIFT;
+	u64 off = pos & VME_OFFSET_MASK;
+
+	if (pos < 0)
+		return -EINVAL;
+	if (!count)
+		return 0;
+
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		return vme_config_rw(vme, ubuf, count, off, write);
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		return vme_bar0_rw(vme, ubuf, count, off, write);
+	case VFIO_PCI_BAR2_REGION_INDEX:
+		return vme_bar2_rw(vme, ubuf, count, off, write);
+	default:
+		return -EINVAL;
+	}
+}
+
+ssize_t vme_region_read(struct vme_device *vme, char __user *buf,
+			size_t count, loff_t pos)
+{
+	return vme_region_rw(vme, buf, count, pos, false);
+}
+
+ssize_t vme_region_write(struct vme_device *vme, const char __user *buf,
+			 size_t count, loff_t pos)
+{
+	return vme_region_rw(vme, (char __user *)buf, count, pos, true);
+}

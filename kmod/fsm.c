@@ -1,0 +1,320 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_mig_emu: the migration state machine (vfio_migration_ops), device
+ * reset and the open/close hooks that start and end data sessions.
+ */
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/vfio.h>
+
+#include "vme.h"
+
+/* End the saving and resuming sessions, if any: their fds get -ENODEV. */
+static void vme_disable_files_locked(struct vme_device *vme)
+{
+	struct vme_migration_file *migf;
+
+	lockdep_assert_held(&vme->state_mutex);
+
+	migf = vme->saving_migf;
+	if (migf) {
+		mutex_lock(&vme->dev_lock);
+		vme->saving_migf = NULL;
+		mutex_unlock(&vme->dev_lock);
+		vme_migf_disable(migf);
+		fput(vme_migf_file(migf));
+	}
+
+	migf = vme->resuming_migf;
+	if (migf) {
+		vme->resuming_migf = NULL;
+		vme_migf_disable(migf);
+		fput(vme_migf_file(migf));
+	}
+}
+
+/* Reset: sessions end, the device returns to power-on state, RUNNING. */
+static void vme_reset_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	vme_disable_files_locked(vme);
+	mutex_lock(&vme->dev_lock);
+	vme_device_reset_locked(vme);
+	vme->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mutex_unlock(&vme->dev_lock);
+}
+
+/*
+ * Release state_mutex, first running a reset that was requested while it
+ * was held (deferred_reset).  Every holder of state_mutex unlocks through
+ * here, so a reset is never lost and never runs under a caller's locks.
+ */
+void vme_state_mutex_unlock(struct vme_device *vme)
+{
+again:
+	spin_lock(&vme->reset_lock);
+	if (vme->deferred_reset) {
+		vme->deferred_reset = false;
+		spin_unlock(&vme->reset_lock);
+		vme_reset_locked(vme);
+		goto again;
+	}
+	mutex_unlock(&vme->state_mutex);
+	spin_unlock(&vme->reset_lock);
+}
+
+/*
+ * VFIO_DEVICE_RESET, from any state including ERROR.  The reset is queued
+ * and run by whoever releases state_mutex next; taking the mutex here
+ * makes sure that has happened before the ioctl returns.
+ */
+void vme_reset(struct vme_device *vme)
+{
+	spin_lock(&vme->reset_lock);
+	vme->deferred_reset = true;
+	spin_unlock(&vme->reset_lock);
+	mutex_lock(&vme->state_mutex);
+	vme_state_mutex_unlock(vme);
+}
+
+/* open_device: a freshly opened device is reset and RUNNING. */
+void vme_open_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	vme_reset_locked(vme);
+}
+
+/* close_device: every session ends; nothing may touch the device after. */
+void vme_close(struct vme_device *vme)
+{
+	mutex_lock(&vme->state_mutex);
+	vme_disable_files_locked(vme);
+	vme_state_mutex_unlock(vme);
+}
+
+static struct file *vme_start_saving_locked(struct vme_device *vme,
+					    bool stop_copy)
+{
+	struct vme_migration_file *migf;
+	struct file *filp;
+
+	lockdep_assert_held(&vme->state_mutex);
+	migf = vme_save_file_create(vme, stop_copy);
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	filp = vme_migf_file(migf);
+	/* One reference for the device (dropped on disable), one for the fd. */
+	get_file(filp);
+	return filp;
+}
+
+/* RESUMING -> STOP: accept the loaded state or discard it and go ERROR. */
+static struct file *vme_finish_resuming_locked(struct vme_device *vme)
+{
+	struct vme_migration_file *migf = vme->resuming_migf;
+	const char *why = "no resuming session";
+	int ret = -EINVAL;
+
+	lockdep_assert_held(&vme->state_mutex);
+	if (migf)
+		ret = vme_resume_finish(migf, &why);
+	vme_disable_files_locked(vme);
+	if (!ret)
+		return NULL;
+
+	dev_warn_ratelimited(vme->vdev.dev,
+			     "RESUMING -> STOP refused, device in ERROR: %s\n",
+			     why);
+	mutex_lock(&vme->dev_lock);
+	vme_device_reset_locked(vme);
+	vme->mig_state = VFIO_DEVICE_STATE_ERROR;
+	mutex_unlock(&vme->dev_lock);
+	return ERR_PTR(ret);
+}
+
+/*
+ * One arc of the state machine.  vfio_mig_get_next_state() only ever asks
+ * for these (those through optional states only when the profile has
+ * them):
+ *
+ *   RUNNING      -> RUNNING_P2P | STOP | PRE_COPY
+ *   RUNNING_P2P  -> RUNNING | STOP | PRE_COPY_P2P
+ *   STOP         -> RUNNING | RUNNING_P2P | STOP_COPY | RESUMING
+ *   PRE_COPY     -> RUNNING | PRE_COPY_P2P | STOP_COPY
+ *   PRE_COPY_P2P -> PRE_COPY | RUNNING_P2P | STOP_COPY
+ *   STOP_COPY    -> STOP
+ *   RESUMING     -> STOP
+ *
+ * The saving group (PRE_COPY, PRE_COPY_P2P, STOP_COPY) shares one session
+ * and one fd; leaving it, or RESUMING, ends the session.
+ */
+static struct file *vme_step_state_locked(struct vme_device *vme,
+					  enum vfio_device_mig_state new)
+{
+	enum vfio_device_mig_state cur = vme->mig_state;
+	struct vme_migration_file *migf;
+	struct file *filp;
+
+	lockdep_assert_held(&vme->state_mutex);
+
+	/* The device just stops or resumes (p2p) activity. */
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    new == VFIO_DEVICE_STATE_RUNNING_P2P)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    new == VFIO_DEVICE_STATE_RUNNING)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    new == VFIO_DEVICE_STATE_STOP)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    new == VFIO_DEVICE_STATE_STOP)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_RUNNING)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_RUNNING_P2P)
+		return NULL;
+
+	/* Within the precopy states the session simply goes on. */
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	    new == VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		return NULL;
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	    new == VFIO_DEVICE_STATE_PRE_COPY)
+		return NULL;
+
+	/* A precopy saving session starts: new fd. */
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    new == VFIO_DEVICE_STATE_PRE_COPY)
+		return vme_start_saving_locked(vme, false);
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    new == VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		return vme_start_saving_locked(vme, false);
+
+	/* A stop-copy-only saving session starts: new fd. */
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_STOP_COPY)
+		return vme_start_saving_locked(vme, true);
+
+	/*
+	 * Precopy becomes stop-copy on the same session and fd, so no new
+	 * file is returned.  The device stops (writes -EBUSY) before the
+	 * stream is told to finish, so nothing changes after the final
+	 * snapshot.
+	 */
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY ||
+	     cur == VFIO_DEVICE_STATE_PRE_COPY_P2P) &&
+	    new == VFIO_DEVICE_STATE_STOP_COPY) {
+		migf = vme->saving_migf;
+		if (WARN_ON(!migf))
+			return ERR_PTR(-EINVAL);
+		vme_set_mig_state_locked(vme, new);
+		vme_save_enter_stop_copy(migf);
+		return NULL;
+	}
+
+	/* Leaving the saving group ends the session. */
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	    new == VFIO_DEVICE_STATE_RUNNING) {
+		vme_disable_files_locked(vme);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	    new == VFIO_DEVICE_STATE_RUNNING_P2P) {
+		vme_disable_files_locked(vme);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	    new == VFIO_DEVICE_STATE_STOP) {
+		vme_disable_files_locked(vme);
+		return NULL;
+	}
+
+	/* A resuming session starts from a reset device: new fd. */
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new == VFIO_DEVICE_STATE_RESUMING) {
+		mutex_lock(&vme->dev_lock);
+		vme_device_reset_locked(vme);
+		mutex_unlock(&vme->dev_lock);
+		migf = vme_resume_file_create(vme);
+		if (IS_ERR(migf))
+			return ERR_CAST(migf);
+		filp = vme_migf_file(migf);
+		get_file(filp);
+		vme->resuming_migf = migf;
+		return filp;
+	}
+
+	/* The resuming session ends; the loaded state is checked. */
+	if (cur == VFIO_DEVICE_STATE_RESUMING &&
+	    new == VFIO_DEVICE_STATE_STOP)
+		return vme_finish_resuming_locked(vme);
+
+	/* vfio_mig_get_next_state() does not return other arcs. */
+	WARN_ON(true);
+	return ERR_PTR(-EINVAL);
+}
+
+static struct file *vme_set_state(struct vfio_device *vdev,
+				  enum vfio_device_mig_state new_state)
+{
+	struct vme_device *vme = to_vme(vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&vme->state_mutex);
+	while (vme->mig_state != new_state) {
+		ret = vfio_mig_get_next_state(vdev, vme->mig_state, new_state,
+					      &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = vme_step_state_locked(vme, next);
+		if (IS_ERR(res))
+			break;
+		vme_set_mig_state_locked(vme, next);
+		/* Only the last arc of a path may return a file. */
+		if (WARN_ON(res && next != new_state)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	vme_state_mutex_unlock(vme);
+	return res;
+}
+
+static int vme_get_state(struct vfio_device *vdev,
+			 enum vfio_device_mig_state *state)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	mutex_lock(&vme->state_mutex);
+	*state = vme->mig_state;
+	vme_state_mutex_unlock(vme);
+	return 0;
+}
+
+static int vme_get_data_size(struct vfio_device *vdev,
+			     unsigned long *stop_copy_length)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	mutex_lock(&vme->state_mutex);
+	if (vme->saving_migf)
+		*stop_copy_length = vme_save_remaining(vme->saving_migf);
+	else
+		*stop_copy_length = vme_stop_copy_bytes_locked(vme);
+	vme_state_mutex_unlock(vme);
+	return 0;
+}
+
+const struct vfio_migration_ops vme_migration_ops = {
+	.migration_set_state = vme_set_state,
+	.migration_get_state = vme_get_state,
+	.migration_get_data_size = vme_get_data_size,
+};

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_mig_emu: an emulated, migratable vfio-pci compatible device with no
+ * hardware behind it.  This file holds the module init/exit, the mdev
+ * parent (a virtual device, /sys/devices/virtual/vfio_mig_emu/vfio_mig_emu)
+ * with one mdev type per profile, and the vfio_device_ops.
+ */
+#include <linux/device.h>
+#include <linux/mdev.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/sysfs.h>
+#include <linux/uaccess.h>
+#include <linux/vfio.h>
+
+#include "vme.h"
+
+atomic_t vme_live_devices = ATOMIC_INIT(0);
+atomic_t vme_live_files = ATOMIC_INIT(0);
+atomic_t vme_live_buffers = ATOMIC_INIT(0);
+atomic_t vme_live_pages = ATOMIC_INIT(0);
+
+struct vme_type {
+	struct mdev_type type;
+	enum vfio_mig_emu_profile profile;
+	u32 migration_flags;
+};
+
+static struct vme_type vme_types[VFIO_MIG_EMU_PROFILE_COUNT] = {
+	[VFIO_MIG_EMU_PROFILE_FULL] = {
+		.type.sysfs_name = "full",
+		.type.pretty_name = "vfio_mig_emu STOP_COPY|P2P|PRE_COPY",
+		.profile = VFIO_MIG_EMU_PROFILE_FULL,
+		.migration_flags = VFIO_MIGRATION_STOP_COPY |
+				   VFIO_MIGRATION_P2P |
+				   VFIO_MIGRATION_PRE_COPY,
+	},
+	[VFIO_MIG_EMU_PROFILE_STOPCOPY] = {
+		.type.sysfs_name = "stopcopy",
+		.type.pretty_name = "vfio_mig_emu STOP_COPY",
+		.profile = VFIO_MIG_EMU_PROFILE_STOPCOPY,
+		.migration_flags = VFIO_MIGRATION_STOP_COPY,
+	},
+	[VFIO_MIG_EMU_PROFILE_P2P] = {
+		.type.sysfs_name = "p2p",
+		.type.pretty_name = "vfio_mig_emu STOP_COPY|P2P",
+		.profile = VFIO_MIG_EMU_PROFILE_P2P,
+		.migration_flags = VFIO_MIGRATION_STOP_COPY |
+				   VFIO_MIGRATION_P2P,
+	},
+	[VFIO_MIG_EMU_PROFILE_PRECOPY] = {
+		.type.sysfs_name = "precopy",
+		.type.pretty_name = "vfio_mig_emu STOP_COPY|PRE_COPY",
+		.profile = VFIO_MIG_EMU_PROFILE_PRECOPY,
+		.migration_flags = VFIO_MIGRATION_STOP_COPY |
+				   VFIO_MIGRATION_PRE_COPY,
+	},
+};
+
+static struct mdev_type *vme_mdev_types[VFIO_MIG_EMU_PROFILE_COUNT] = {
+	&vme_types[VFIO_MIG_EMU_PROFILE_FULL].type,
+	&vme_types[VFIO_MIG_EMU_PROFILE_STOPCOPY].type,
+	&vme_types[VFIO_MIG_EMU_PROFILE_P2P].type,
+	&vme_types[VFIO_MIG_EMU_PROFILE_PRECOPY].type,
+};
+
+static struct vme_parent {
+	struct class *class;
+	struct device dev;
+	struct mdev_parent parent;
+} vme_parent;
+
+/* ---- vfio_device_ops -------------------------------------------------- */
+
+static int vme_init_dev(struct vfio_device *vdev)
+{
+	struct vme_device *vme = to_vme(vdev);
+	struct mdev_device *mdev = to_mdev_device(vdev->dev);
+	struct vme_type *type = container_of(mdev->type, struct vme_type, type);
+	int ret;
+
+	ret = vme_device_init(vme, type->profile,
+			      VFIO_MIG_EMU_DEFAULT_MEM_SIZE);
+	if (ret)
+		return ret;
+
+	mutex_init(&vme->state_mutex);
+	spin_lock_init(&vme->reset_lock);
+	vme->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	vdev->migration_flags = type->migration_flags;
+	vdev->mig_ops = &vme_migration_ops;
+	atomic_inc(&vme_live_devices);
+	return 0;
+}
+
+static void vme_release_dev(struct vfio_device *vdev)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	vme_device_fini(vme);
+	mutex_destroy(&vme->state_mutex);
+	atomic_dec(&vme_live_devices);
+}
+
+static int vme_open_device(struct vfio_device *vdev)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	mutex_lock(&vme->state_mutex);
+	vme_open_locked(vme);
+	vme_state_mutex_unlock(vme);
+	return 0;
+}
+
+static void vme_close_device(struct vfio_device *vdev)
+{
+	vme_close(to_vme(vdev));
+}
+
+static ssize_t vme_read(struct vfio_device *vdev, char __user *buf,
+			size_t count, loff_t *ppos)
+{
+	return vme_region_read(to_vme(vdev), buf, count, *ppos);
+}
+
+static ssize_t vme_write(struct vfio_device *vdev, const char __user *buf,
+			 size_t count, loff_t *ppos)
+{
+	return vme_region_write(to_vme(vdev), buf, count, *ppos);
+}
+
+static int vme_ioctl_get_info(struct vme_device *vme, void __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_device_info, num_irqs);
+	struct vfio_device_info info;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	info.flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+	info.num_regions = VFIO_PCI_NUM_REGIONS;
+	info.num_irqs = VFIO_PCI_NUM_IRQS;
+	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static int vme_ioctl_get_region_info(struct vme_device *vme, void __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	struct vfio_region_info info;
+	u64 size;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	switch (info.index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		size = VME_CONFIG_SIZE;
+		break;
+	case VFIO_PCI_BAR0_REGION_INDEX:
+		size = VFIO_MIG_EMU_BAR0_SIZE;
+		break;
+	case VFIO_PCI_BAR2_REGION_INDEX:
+		size = vme->mem_size;
+		break;
+	case VFIO_PCI_BAR1_REGION_INDEX:
+	case VFIO_PCI_BAR3_REGION_INDEX ... VFIO_PCI_ROM_REGION_INDEX:
+	case VFIO_PCI_VGA_REGION_INDEX:
+		size = 0;
+		break;
+	default:
+		return -EINVAL;
+	}
+
+	info.offset = (u64)info.index << VME_OFFSET_SHIFT;
+	info.size = size;
+	info.flags = size ? VFIO_REGION_INFO_FLAG_READ |
+			    VFIO_REGION_INFO_FLAG_WRITE : 0;
+	info.cap_offset = 0;
+	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static int vme_ioctl_get_irq_info(struct vme_device *vme, void __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_irq_info, count);
+	struct vfio_irq_info info;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+		return -EINVAL;
+
+	/* The emulated device raises no interrupts. */
+	info.flags = 0;
+	info.count = 0;
+	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
+		      unsigned long arg)
+{
+	struct vme_device *vme = to_vme(vdev);
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_INFO:
+		return vme_ioctl_get_info(vme, uarg);
+	case VFIO_DEVICE_GET_REGION_INFO:
+		return vme_ioctl_get_region_info(vme, uarg);
+	case VFIO_DEVICE_GET_IRQ_INFO:
+		return vme_ioctl_get_irq_info(vme, uarg);
+	case VFIO_DEVICE_SET_IRQS:
+		return -EINVAL;
+	case VFIO_DEVICE_RESET:
+		vme_reset(vme);
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+static int vme_device_feature(struct vfio_device *vdev, u32 flags,
+			      void __user *arg, size_t argsz)
+{
+	return -ENOTTY;
+}
+
+static const struct vfio_device_ops vme_dev_ops = {
+	.name = "vfio-mig-emu",
+	.init = vme_init_dev,
+	.release = vme_release_dev,
+	.open_device = vme_open_device,
+	.close_device = vme_close_device,
+	.read = vme_read,
+	.write = vme_write,
+	.ioctl = vme_ioctl,
+	.device_feature = vme_device_feature,
+	.bind_iommufd = vfio_iommufd_emulated_bind,
+	.unbind_iommufd = vfio_iommufd_emulated_unbind,
+	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
+	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
+};
+
+/* ---- mdev driver ------------------------------------------------------ */
+
+static int vme_probe(struct mdev_device *mdev)
+{
+	struct vme_device *vme;
+	int ret;
+
+	vme = vfio_alloc_device(vme_device, vdev, &mdev->dev, &vme_dev_ops);
+	if (IS_ERR(vme))
+		return PTR_ERR(vme);
+
+	ret = vfio_register_emulated_iommu_dev(&vme->vdev);
+	if (ret)
+		goto err_put_vdev;
+	dev_set_drvdata(&mdev->dev, vme);
+	return 0;
+
+err_put_vdev:
+	vfio_put_device(&vme->vdev);
+	return ret;
+}
+
+static void vme_remove(struct mdev_device *mdev)
+{
+	struct vme_device *vme = dev_get_drvdata(&mdev->dev);
+
+	vfio_unregister_group_dev(&vme->vdev);
+	vfio_put_device(&vme->vdev);
+}
+
+static struct mdev_driver vme_mdev_driver = {
+	.device_api = VFIO_DEVICE_API_PCI_STRING,
+	.driver = {
+		.name = VFIO_MIG_EMU_NAME,
+		.owner = THIS_MODULE,
+		.mod_name = KBUILD_MODNAME,
+	},
+	.probe = vme_probe,
+	.remove = vme_remove,
+};
+
+/* ---- parent device: counters ------------------------------------------ */
+
+#define VME_COUNTER_ATTR(name)						\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%d\n", atomic_read(&vme_##name));	\
+}									\
+static DEVICE_ATTR_RO(name)
+
+VME_COUNTER_ATTR(live_devices);
+VME_COUNTER_ATTR(live_files);
+VME_COUNTER_ATTR(live_buffers);
+VME_COUNTER_ATTR(live_pages);
+
+static struct attribute *vme_stats_attrs[] = {
+	&dev_attr_live_devices.attr,
+	&dev_attr_live_files.attr,
+	&dev_attr_live_buffers.attr,
+	&dev_attr_live_pages.attr,
+	NULL,
+};
+
+static const struct attribute_group vme_stats_group = {
+	.name = "stats",
+	.attrs = vme_stats_attrs,
+};
+
+static const struct attribute_group *vme_parent_groups[] = {
+	&vme_stats_group,
+	NULL,
+};
+
+static void vme_parent_release(struct device *dev)
+{
+}
+
+static int __init vme_init(void)
+{
+	int ret;
+
+	ret = mdev_register_driver(&vme_mdev_driver);
+	if (ret)
+		return ret;
+
+	vme_parent.class = class_create(VFIO_MIG_EMU_NAME);
+	if (IS_ERR(vme_parent.class)) {
+		ret = PTR_ERR(vme_parent.class);
+		goto err_unregister_driver;
+	}
+
+	vme_parent.dev.class = vme_parent.class;
+	vme_parent.dev.release = vme_parent_release;
+	vme_parent.dev.groups = vme_parent_groups;
+	dev_set_name(&vme_parent.dev, "%s", VFIO_MIG_EMU_NAME);
+	ret = device_register(&vme_parent.dev);
+	if (ret)
+		goto err_put_dev;
+
+	ret = mdev_register_parent(&vme_parent.parent, &vme_parent.dev,
+				   &vme_mdev_driver, vme_mdev_types,
+				   ARRAY_SIZE(vme_mdev_types));
+	if (ret)
+		goto err_del_dev;
+	return 0;
+
+err_del_dev:
+	device_del(&vme_parent.dev);
+err_put_dev:
+	put_device(&vme_parent.dev);
+	class_destroy(vme_parent.class);
+err_unregister_driver:
+	mdev_unregister_driver(&vme_mdev_driver);
+	return ret;
+}
+
+static void __exit vme_exit(void)
+{
+	mdev_unregister_parent(&vme_parent.parent);
+	device_unregister(&vme_parent.dev);
+	class_destroy(vme_parent.class);
+	mdev_unregister_driver(&vme_mdev_driver);
+}
+
+module_init(vme_init);
+module_exit(vme_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Emulated migratable vfio-pci device for migration uAPI testing");

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_mig_emu: the migration stream codec (version 1.0, see the uAPI
+ * header).  Pure functions: no locks, no device state.  Checks report a
+ * short reason through @why for the resuming side's warning.
+ */
+#include <linux/crc32c.h>
+#include <linux/string.h>
+
+#include "vme.h"
+
+/* crc32c with seed ~0 and no final inversion, as the uAPI defines it. */
+u32 vme_crc(const void *data, size_t len)
+{
+	return crc32c(~0U, data, len);
+}
+
+void vme_stream_header_encode(struct vfio_mig_emu_stream_header *hdr,
+			      u32 profile, u64 mem_size)
+{
+	memset(hdr, 0, sizeof(*hdr));
+	hdr->magic = cpu_to_le32(VFIO_MIG_EMU_STREAM_MAGIC);
+	hdr->version_major = cpu_to_le16(VFIO_MIG_EMU_STREAM_VERSION_MAJOR);
+	hdr->version_minor = cpu_to_le16(VFIO_MIG_EMU_STREAM_VERSION_MINOR);
+	hdr->profile = cpu_to_le32(profile);
+	hdr->mem_size = cpu_to_le64(mem_size);
+	hdr->config_size = cpu_to_le32(VME_CONFIG_SIZE);
+	hdr->page_size = cpu_to_le32(VME_PAGE_SIZE);
+	hdr->crc = cpu_to_le32(vme_crc(hdr, sizeof(*hdr)));
+}
+
+int vme_stream_header_check(const struct vfio_mig_emu_stream_header *hdr,
+			    u32 profile, u64 mem_size, const char **why)
+{
+	struct vfio_mig_emu_stream_header tmp = *hdr;
+
+	tmp.crc = 0;
+	if (le32_to_cpu(hdr->magic) != VFIO_MIG_EMU_STREAM_MAGIC)
+		*why = "bad stream magic";
+	else if (le32_to_cpu(hdr->crc) != vme_crc(&tmp, sizeof(tmp)))
+		*why = "stream header crc mismatch";
+	else if (le16_to_cpu(hdr->version_major) !=
+		 VFIO_MIG_EMU_STREAM_VERSION_MAJOR)
+		*why = "unsupported stream major version";
+	else if (hdr->flags || hdr->reserved)
+		*why = "non-zero must-be-zero field in stream header";
+	else if (le32_to_cpu(hdr->profile) != profile)
+		*why = "stream is for another profile";
+	else if (le64_to_cpu(hdr->mem_size) != mem_size)
+		*why = "stream is for another device memory size";
+	else if (le32_to_cpu(hdr->config_size) != VME_CONFIG_SIZE)
+		*why = "bad config size in stream header";
+	else if (le32_to_cpu(hdr->page_size) != VME_PAGE_SIZE)
+		*why = "bad page size in stream header";
+	else
+		return 0;
+	return -EINVAL;
+}
+
+/* Fill @rec for @payload (@length bytes, may be NULL when zero). */
+void vme_record_encode(struct vfio_mig_emu_record *rec, u16 type, u32 seq,
+		       u32 length, u64 arg, const void *payload)
+{
+	u32 crc;
+
+	memset(rec, 0, sizeof(*rec));
+	rec->magic = cpu_to_le32(VFIO_MIG_EMU_RECORD_MAGIC);
+	rec->type = cpu_to_le16(type);
+	rec->seq = cpu_to_le32(seq);
+	rec->length = cpu_to_le32(length);
+	rec->arg = cpu_to_le64(arg);
+	crc = vme_crc(rec, sizeof(*rec));
+	if (length)
+		crc = crc32c(crc, payload, length);
+	rec->crc = cpu_to_le32(crc);
+}
+
+static int vme_record_check_mem(u64 arg, u32 length, u64 mem_size,
+				const char **why)
+{
+	if (!length || length % VME_PAGE_SIZE || length > VME_MAX_PAYLOAD) {
+		*why = "bad MEM record length";
+		return -EINVAL;
+	}
+	if (arg % VME_PAGE_SIZE || arg >= mem_size ||
+	    length > mem_size - arg) {
+		*why = "MEM record offset out of range";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Validate a record header before its payload is read: everything except
+ * the crc, which needs the payload (vme_record_check_crc()).
+ */
+int vme_record_check(const struct vfio_mig_emu_record *rec, u32 seq,
+		     u64 mem_size, const char **why)
+{
+	u32 length = le32_to_cpu(rec->length);
+	u64 arg = le64_to_cpu(rec->arg);
+	u32 want;
+
+	if (le32_to_cpu(rec->magic) != VFIO_MIG_EMU_RECORD_MAGIC) {
+		*why = "bad record magic";
+		return -EINVAL;
+	}
+	if (rec->flags || rec->reserved) {
+		*why = "non-zero must-be-zero field in record";
+		return -EINVAL;
+	}
+	if (le32_to_cpu(rec->seq) != seq) {
+		*why = "record sequence gap or reorder";
+		return -EINVAL;
+	}
+
+	switch (le16_to_cpu(rec->type)) {
+	case VFIO_MIG_EMU_REC_CONFIG:
+		want = VME_CONFIG_SIZE;
+		break;
+	case VFIO_MIG_EMU_REC_REGS:
+		want = VME_REGS_SIZE;
+		break;
+	case VFIO_MIG_EMU_REC_RESOURCE:
+		want = VME_RES_SIZE;
+		break;
+	case VFIO_MIG_EMU_REC_END:
+		if (length) {
+			*why = "END record with payload";
+			return -EINVAL;
+		}
+		if (arg >> 32) {
+			*why = "END record digest out of range";
+			return -EINVAL;
+		}
+		return 0;
+	case VFIO_MIG_EMU_REC_MEM:
+		return vme_record_check_mem(arg, length, mem_size, why);
+	default:
+		*why = "unknown record type";
+		return -EINVAL;
+	}
+
+	if (length != want) {
+		*why = "bad record length";
+		return -EINVAL;
+	}
+	if (arg) {
+		*why = "non-zero arg in record that has none";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vme_record_check_crc(const struct vfio_mig_emu_record *rec,
+			 const void *payload, const char **why)
+{
+	struct vfio_mig_emu_record tmp = *rec;
+	u32 length = le32_to_cpu(rec->length);
+	u32 crc;
+
+	tmp.crc = 0;
+	crc = vme_crc(&tmp, sizeof(tmp));
+	if (length)
+		crc = crc32c(crc, payload, length);
+	if (crc != le32_to_cpu(rec->crc)) {
+		*why = "record crc mismatch";
+		return -EINVAL;
+	}
+	return 0;
+}

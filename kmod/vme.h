@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio_mig_emu: internal declarations shared by the layers of the module.
+ *
+ *   main.c    module init/exit, mdev parent and types, vfio_device_ops
+ *   device.c  the emulated device: config space, BAR0 registers, device
+ *             memory, dirty tracking, workload, resources, digest
+ *   fsm.c     vfio_migration_ops: the migration state machine and reset
+ *   data.c    migration data files (saving and resuming)
+ *   stream.c  the migration stream codec
+ *
+ * Lock order: state_mutex -> vme_migration_file.lock -> dev_lock.
+ */
+#ifndef VME_H
+#define VME_H
+
+#include <linux/atomic.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include <uapi/vfio_mig_emu.h>
+
+#include "compat.h"
+
+#define VME_PAGE_SIZE		VFIO_MIG_EMU_PAGE_SIZE
+#define VME_CONFIG_SIZE		VFIO_MIG_EMU_CONFIG_SIZE
+#define VME_MAX_PAYLOAD		VFIO_MIG_EMU_MAX_RECORD_PAYLOAD
+#define VME_PAGES_PER_REC	(VME_MAX_PAYLOAD / VME_PAGE_SIZE)
+#define VME_HDR_SIZE		sizeof(struct vfio_mig_emu_stream_header)
+#define VME_REC_SIZE		sizeof(struct vfio_mig_emu_record)
+#define VME_REGS_SIZE		sizeof(struct vfio_mig_emu_regs)
+#define VME_RES_SIZE		sizeof(struct vfio_mig_emu_resource)
+/* Staging/parse buffer: one record header plus the largest payload. */
+#define VME_BUF_SIZE		(VME_REC_SIZE + VME_MAX_PAYLOAD)
+
+/* Most resources a device can hold (reconfigure doorbell limit). */
+#define VME_MAX_RESOURCES	4096
+/* Most workload steps a single dirty doorbell write may ask for. */
+#define VME_MAX_DIRTY_STEPS	65536
+
+#define VME_OFFSET_SHIFT	40
+#define VME_OFFSET_MASK		((1ULL << VME_OFFSET_SHIFT) - 1)
+
+/* Objects alive right now; read back to prove nothing leaks. */
+extern atomic_t vme_live_devices;
+extern atomic_t vme_live_files;
+extern atomic_t vme_live_buffers;
+extern atomic_t vme_live_pages;
+
+struct vme_migration_file;
+
+struct vme_device {
+	struct vfio_device vdev;
+	enum vfio_mig_emu_profile profile;
+	u64 mem_size;			/* BAR2 size, fixed at creation */
+	unsigned long nr_pages;		/* mem_size / VME_PAGE_SIZE */
+	u64 bar2_size;			/* mem_size rounded up to a power of 2 */
+	u8 cfg_wmask[VME_CONFIG_SIZE];	/* writable config bits, constant */
+
+	/*
+	 * state_mutex serialises the migration state machine: changes of
+	 * mig_state, creation and termination of the data sessions
+	 * (saving_migf, resuming_migf) and the data size query.  It is
+	 * released through vme_state_mutex_unlock() only, which runs a
+	 * reset deferred by reset_lock/deferred_reset.
+	 */
+	struct mutex state_mutex;
+	/* Written with state_mutex and dev_lock held; read under either. */
+	enum vfio_device_mig_state mig_state;
+	/* Open saving session; written under state_mutex and dev_lock. */
+	struct vme_migration_file *saving_migf;
+	/* Open resuming session; under state_mutex. */
+	struct vme_migration_file *resuming_migf;
+
+	/* reset_lock protects deferred_reset. */
+	spinlock_t reset_lock;
+	bool deferred_reset;
+
+	/*
+	 * dev_lock protects the emulated device content: config, scratch,
+	 * prng, the resource table, the memory pages and both bitmaps.  It
+	 * is the innermost lock and is never held across a user copy.
+	 */
+	struct mutex dev_lock;
+	u8 config[VME_CONFIG_SIZE];
+	u32 scratch[VFIO_MIG_EMU_NR_SCRATCH];
+	u64 prng;
+	struct vfio_mig_emu_resource *res;	/* nr_res valid of res_cap */
+	u32 nr_res;
+	u32 res_cap;
+	struct xarray pages;		/* page index -> VME_PAGE_SIZE bytes */
+	unsigned long *present;		/* pages materialized */
+	unsigned long *dirty;		/* pages to (re)send */
+};
+
+static inline struct vme_device *to_vme(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct vme_device, vdev);
+}
+
+/* device.c */
+int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
+		    u64 mem_size);
+void vme_device_fini(struct vme_device *vme);
+void vme_device_reset_locked(struct vme_device *vme);
+void vme_set_mig_state_locked(struct vme_device *vme,
+			      enum vfio_device_mig_state state);
+ssize_t vme_region_read(struct vme_device *vme, char __user *buf,
+			size_t count, loff_t pos);
+ssize_t vme_region_write(struct vme_device *vme, const char __user *buf,
+			 size_t count, loff_t pos);
+u32 vme_digest_locked(struct vme_device *vme);
+u64 vme_mem_stream_bytes(const unsigned long *map, unsigned long nr_pages);
+void vme_dirty_start_locked(struct vme_device *vme);
+u32 vme_dirty_take_locked(struct vme_device *vme, void *buf, u64 *offset);
+void vme_save_regs_locked(struct vme_device *vme,
+			  struct vfio_mig_emu_regs *regs);
+int vme_load_config_locked(struct vme_device *vme, const void *cfg,
+			   const char **why);
+int vme_load_regs_locked(struct vme_device *vme,
+			 const struct vfio_mig_emu_regs *regs,
+			 const char **why);
+int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
+			u32 len, const char **why);
+int vme_load_resource_locked(struct vme_device *vme,
+			     const struct vfio_mig_emu_resource *res,
+			     const char **why);
+
+/* fsm.c */
+extern const struct vfio_migration_ops vme_migration_ops;
+void vme_state_mutex_unlock(struct vme_device *vme);
+void vme_reset(struct vme_device *vme);
+void vme_open_locked(struct vme_device *vme);
+void vme_close(struct vme_device *vme);
+
+/* data.c */
+struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
+						bool stop_copy);
+struct vme_migration_file *vme_resume_file_create(struct vme_device *vme);
+struct file *vme_migf_file(struct vme_migration_file *migf);
+void vme_save_enter_stop_copy(struct vme_migration_file *migf);
+int vme_resume_finish(struct vme_migration_file *migf, const char **why);
+void vme_migf_disable(struct vme_migration_file *migf);
+void vme_migf_wake(struct vme_migration_file *migf);
+u64 vme_save_remaining(struct vme_migration_file *migf);
+u64 vme_stop_copy_bytes_locked(struct vme_device *vme);
+
+/* stream.c */
+u32 vme_crc(const void *data, size_t len);
+void vme_stream_header_encode(struct vfio_mig_emu_stream_header *hdr,
+			      u32 profile, u64 mem_size);
+int vme_stream_header_check(const struct vfio_mig_emu_stream_header *hdr,
+			    u32 profile, u64 mem_size, const char **why);
+void vme_record_encode(struct vfio_mig_emu_record *rec, u16 type, u32 seq,
+		       u32 length, u64 arg, const void *payload);
+int vme_record_check(const struct vfio_mig_emu_record *rec, u32 seq,
+		     u64 mem_size, const char **why);
+int vme_record_check_crc(const struct vfio_mig_emu_record *rec,
+			 const void *payload, const char **why);
+
+#endif /* VME_H */
