@@ -21,6 +21,9 @@ atomic_t vme_live_files = ATOMIC_INIT(0);
 atomic_t vme_live_buffers = ATOMIC_INIT(0);
 atomic_t vme_live_pages = ATOMIC_INIT(0);
 
+/* Instances of all types together. */
+#define VME_MAX_INSTANCES	64
+
 struct vme_type {
 	struct mdev_type type;
 	enum vfio_mig_emu_profile profile;
@@ -281,6 +284,7 @@ static struct mdev_driver vme_mdev_driver = {
 		.owner = THIS_MODULE,
 		.mod_name = KBUILD_MODNAME,
 	},
+	.max_instances = VME_MAX_INSTANCES,
 	.probe = vme_probe,
 	.remove = vme_remove,
 };
