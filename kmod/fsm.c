@@ -267,6 +267,11 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 
 	mutex_lock(&vme->state_mutex);
 	while (vme->mig_state != new_state) {
+		/* Only VFIO_DEVICE_RESET leaves ERROR. */
+		if (vme->mig_state == VFIO_DEVICE_STATE_ERROR) {
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
 		ret = vfio_mig_get_next_state(vdev, vme->mig_state, new_state,
 					      &next);
 		if (ret) {

@@ -50,4 +50,7 @@ done
 
 rmmod vfio_mig_emu || fail "rmmod"
 [ ! -d /sys/module/vfio_mig_emu ] || fail "module still loaded"
+if dmesg | grep -E 'WARNING:|BUG:|Oops|lockdep|KASAN'; then
+	fail "kernel log shows a warning"
+fi
 echo "smoke: PASS"
