@@ -1,0 +1,86 @@
+#include "common.hpp"
+
+#include <map>
+
+namespace vfiomig::test {
+
+namespace {
+std::map<std::pair<Profile, int>, std::unique_ptr<Instance>> &instances()
+{
+	static std::map<std::pair<Profile, int>, std::unique_ptr<Instance>> m;
+	return m;
+}
+} // namespace
+
+Instance &pool(Profile p, int slot)
+{
+	auto &m = instances();
+	auto &ptr = m[{p, slot}];
+	if (!ptr) {
+		MdevInstance mdev = MdevInstance::create(p);
+		Device dev = Device::open_sysfs(mdev.sysfs_path());
+		std::uint64_t flags = dev.migration_flags();
+		ptr = std::unique_ptr<Instance>(new Instance{std::move(mdev), std::move(dev), flags});
+	}
+	return *ptr;
+}
+
+void release_pool() { instances().clear(); }
+
+std::string profile_param_name(const ::testing::TestParamInfo<Profile> &info)
+{
+	return profile_name(info.param);
+}
+
+void ProfileFixture::SetUp()
+{
+	if (!module_loaded())
+		GTEST_SKIP() << "vfio_mig_emu is not loaded (" << mdev_parent_path() << " absent)";
+	try {
+		src_ = &pool(profile(), 0);
+	} catch (const Error &e) {
+		FAIL() << "cannot create a " << profile_name(profile()) << " instance: " << e.what();
+	}
+	ASSERT_OK(src_->dev.try_reset());
+	ASSERT_EQ(src_->flags, profile_mig_flags(profile()))
+		<< "migration flags " << mig_flags_name(src_->flags) << " differ from the uAPI header's "
+		<< mig_flags_name(profile_mig_flags(profile()));
+}
+
+Device &ProfileFixture::dst()
+{
+	if (!dst_) {
+		dst_ = &pool(profile(), 1);
+		dst_->dev.reset();
+	}
+	return dst_->dev;
+}
+
+MigrationSession ProfileFixture::go(Device &dev, State to)
+{
+	return dev.set_state(to);
+}
+
+Bytes ProfileFixture::save(Device &dev, const PumpOptions &opt_in)
+{
+	PumpOptions opt = opt_in;
+	Bytes out;
+	opt.capture = &out;
+	opt.until = PumpUntil::Eof;
+	MigrationSession s = dev.set_state(State::StopCopy);
+	if (!s.has_data())
+		throw Error(EPROTO, "SET STOP_COPY on " + dev.label() + " returned no data fd");
+	pump(s.data, nullptr, opt).value();
+	dev.set_state(State::Stop);
+	return out;
+}
+
+Status ProfileFixture::load_stream(Device &, DataFd &fd, ByteSpan stream, const std::vector<std::size_t> &sizes)
+{
+	auto r = write_all(fd, stream, sizes);
+	if (!r)
+		return Status::failure(r.err(), r.context());
+	return Unit{};
+}
+
+} // namespace vfiomig::test

@@ -1,0 +1,102 @@
+// Shared fixtures for the in-guest suite: a pool of mdev instances per
+// profile (created once, reset before every test) and helpers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vfio_mig_emu.h"
+#include "vfiomig/emu.hpp"
+#include "vfiomig/mdev.hpp"
+#include "vfiomig/pump.hpp"
+#include "vfiomig/state.hpp"
+#include "vfiomig/stream.hpp"
+#include "vfiomig/vfio.hpp"
+
+namespace vfiomig::test {
+
+/// An mdev instance and its open device. The device is declared last so
+/// it is closed before the instance is removed.
+struct Instance {
+	MdevInstance mdev;
+	Device dev;
+	std::uint64_t flags = 0; ///< VFIO_MIGRATION_* read from the device
+};
+
+/// The instance `slot` (0 = source, 1 = destination) of a profile,
+/// created on first use and kept until release_pool().
+Instance &pool(Profile p, int slot);
+/// Closes and removes every pooled instance (before the module unloads).
+void release_pool();
+
+/// Asserts a Result succeeded, printing its error otherwise.
+#define ASSERT_OK(expr)                                                  \
+	do {                                                             \
+		auto &&r_ = (expr);                                      \
+		ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.describe();  \
+	} while (0)
+#define EXPECT_OK(expr)                                                  \
+	do {                                                             \
+		auto &&r_ = (expr);                                      \
+		EXPECT_TRUE(r_.ok()) << #expr << ": " << r_.describe();  \
+	} while (0)
+/// Asserts a Result failed with exactly errno `e`.
+#define EXPECT_ERRNO(expr, e)                                                              \
+	do {                                                                               \
+		auto &&r_ = (expr);                                                        \
+		EXPECT_EQ(errno_name(r_.err()), errno_name(e)) << #expr << ": " << r_.describe(); \
+	} while (0)
+
+/// A test on instances of one profile; SetUp skips when the module is
+/// absent and resets the source instance.
+class ProfileFixture : public ::testing::Test {
+protected:
+	void SetUp() override;
+	virtual Profile profile() const = 0;
+	/// The source instance, reset.
+	Device &src() { return src_->dev; }
+	/// The destination instance (reset on first call in a test).
+	Device &dst();
+	std::uint64_t flags() const { return src_->flags; }
+	bool has(std::uint64_t flag) const { return (flags() & flag) == flag; }
+
+	/// Moves `dev` from its current (known) state to `to`; returns the
+	/// data fd SET_STATE gave, if any.
+	MigrationSession go(Device &dev, State to);
+	/// A complete STOP_COPY stream of `dev` (RUNNING -> STOP_COPY ->
+	/// read to EOF -> STOP). Leaves the device in STOP.
+	Bytes save(Device &dev, const PumpOptions &opt = {});
+	/// Writes a stream into `dev` in RESUMING; returns the first write error.
+	Status load_stream(Device &dev, DataFd &fd, ByteSpan stream, const std::vector<std::size_t> &sizes = {});
+	StreamExpect expect(Device &dev) { return {static_cast<std::uint32_t>(profile()), emu::mem_size(dev)}; }
+
+private:
+	Instance *src_ = nullptr;
+	Instance *dst_ = nullptr;
+};
+
+/// Parameterised over the four profiles.
+class ProfileTest : public ProfileFixture, public ::testing::WithParamInterface<Profile> {
+protected:
+	Profile profile() const override { return GetParam(); }
+};
+
+/// Skips the current test unless the device has migration flag `flag`.
+#define REQUIRE_MIG_FLAG(flag)                                                            \
+	do {                                                                              \
+		if (!has(flag))                                                           \
+			GTEST_SKIP() << "profile " << profile_name(profile()) << " lacks "  \
+				     << mig_flags_name(flag);                             \
+	} while (0)
+
+/// "full", "stopcopy", ... as test-name suffixes.
+std::string profile_param_name(const ::testing::TestParamInfo<Profile> &info);
+
+#define VFIOMIG_INSTANTIATE_PROFILES(suite) \
+	INSTANTIATE_TEST_SUITE_P(Profiles, suite, ::testing::ValuesIn(vfiomig::kAllProfiles), \
+				 vfiomig::test::profile_param_name)
+
+} // namespace vfiomig::test

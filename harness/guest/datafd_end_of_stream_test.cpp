@@ -1,0 +1,64 @@
+// STOP_COPY ends with read() == 0, never ENOMSG; PRE_COPY's temporary end is ENOMSG and poll() waits for more.
+#include "common.hpp"
+
+#include <poll.h>
+#include <thread>
+
+namespace vfiomig::test {
+namespace {
+
+class DataFdEnd : public ProfileTest {};
+
+TEST_P(DataFdEnd, StopCopyEndsWithEofNeverEnomsg)
+{
+	Device &dev = src();
+	ASSERT_OK(emu::scribble(dev, 5));
+	auto s = dev.set_state(State::StopCopy);
+	ASSERT_TRUE(s.has_data());
+	auto p = pump(s.data, nullptr, {PumpUntil::Eof, {}, {}, nullptr});
+	ASSERT_OK(p); // ENOMSG here would be an error
+	EXPECT_TRUE(p->eof);
+	EXPECT_GT(p->bytes_read, 0u);
+	std::uint8_t buf[4096];
+	for (int i = 0; i < 3; i++) {
+		auto r = s.data.read(buf);
+		ASSERT_OK(r);
+		EXPECT_EQ(*r, 0u) << "data after end of stream";
+	}
+	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};
+	EXPECT_EQ(::poll(&pfd, 1, 0), 1) << "poll at EOF must not block";
+}
+
+TEST_P(DataFdEnd, PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	Device &dev = src();
+	auto s = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(s.has_data());
+	auto p = pump(s.data, nullptr, {PumpUntil::NoMsg, {}, {}, nullptr});
+	ASSERT_OK(p);
+	ASSERT_TRUE(p->enomsg) << "PRE_COPY stream ended with read() == 0";
+	EXPECT_GT(p->bytes_read, 0u) << "no initial data";
+
+	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};
+	EXPECT_EQ(::poll(&pfd, 1, 100), 0) << "poll reported data at the temporary end (revents " << pfd.revents << ")";
+
+	std::thread writer([&dev] {
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+		(void)emu::write_pattern(dev, 0, VFIO_MIG_EMU_PAGE_SIZE, 77);
+	});
+	pfd.revents = 0;
+	int n = ::poll(&pfd, 1, 5000);
+	writer.join();
+	ASSERT_EQ(n, 1) << "poll did not wake after a BAR2 write";
+	EXPECT_TRUE(pfd.revents & POLLIN);
+	std::uint8_t buf[8192];
+	auto r = s.data.read(buf);
+	ASSERT_OK(r);
+	EXPECT_GT(*r, 0u);
+}
+
+VFIOMIG_INSTANTIATE_PROFILES(DataFdEnd);
+
+} // namespace
+} // namespace vfiomig::test

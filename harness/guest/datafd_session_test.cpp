@@ -1,0 +1,95 @@
+// One saving session spans PRE_COPY, PRE_COPY_P2P and STOP_COPY; leaving the group ends it.
+#include "common.hpp"
+
+namespace vfiomig::test {
+namespace {
+
+class DataFdSession : public ProfileTest {};
+
+TEST_P(DataFdSession, SharedAcrossTheSavingGroup)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	Device &dev = src();
+	ASSERT_OK(emu::scribble(dev, 3));
+	auto pre = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(pre.has_data()) << "RUNNING->PRE_COPY returned no data fd";
+	Bytes stream;
+	auto p1 = pump(pre.data, nullptr, {PumpUntil::NoMsg, {}, {}, &stream});
+	ASSERT_OK(p1);
+	EXPECT_TRUE(p1->enomsg);
+	if (has(kMigP2P)) {
+		auto p2p = dev.set_state(State::PreCopyP2P);
+		EXPECT_FALSE(p2p.has_data()) << "PRE_COPY->PRE_COPY_P2P opened a new session";
+	}
+	auto stop = dev.set_state(State::StopCopy);
+	EXPECT_FALSE(stop.has_data()) << "entering STOP_COPY from the saving group opened a new session";
+	auto p3 = pump(pre.data, nullptr, {PumpUntil::Eof, {}, {}, &stream});
+	ASSERT_OK(p3);
+	EXPECT_TRUE(p3->eof);
+	ParsedStream parsed = parse_stream(stream, expect(dev));
+	ASSERT_TRUE(parsed.ok()) << parsed.describe();
+	EXPECT_EQ(end_digest(parsed), emu::digest(dev)) << "END digest vs the stopped device's digest";
+}
+
+TEST_P(DataFdSession, LeavingStopCopyEndsTheSession)
+{
+	Device &dev = src();
+	auto s = dev.set_state(State::StopCopy);
+	ASSERT_TRUE(s.has_data());
+	dev.set_state(State::Stop);
+	std::uint8_t buf[64];
+	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+}
+
+TEST_P(DataFdSession, LeavingPrecopyEndsTheSession)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	Device &dev = src();
+	auto s = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(s.has_data());
+	dev.set_state(State::Running);
+	std::uint8_t buf[64];
+	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+	EXPECT_ERRNO(s.data.precopy_info(), ENODEV);
+}
+
+TEST_P(DataFdSession, StopToResumingGivesANewWritableFd)
+{
+	Device &dev = src();
+	Bytes stream = save(dev); // leaves STOP
+	auto r = dev.set_state(State::Resuming);
+	ASSERT_TRUE(r.has_data()) << "STOP->RESUMING returned no data fd";
+	ASSERT_OK(load_stream(dev, r.data, stream));
+	std::uint8_t buf[16];
+	EXPECT_FALSE(r.data.read(buf).ok()) << "read() on a resuming fd succeeded";
+	EXPECT_ERRNO(r.data.precopy_info(), ENOTTY);
+	ASSERT_OK(dev.try_set_state(State::Stop));
+}
+
+TEST_P(DataFdSession, PositionedIoRefused)
+{
+	Device &dev = src();
+	auto s = dev.set_state(State::StopCopy);
+	ASSERT_TRUE(s.has_data());
+	std::uint8_t buf[16];
+	errno = 0;
+	EXPECT_EQ(::lseek(s.data.fd().get(), 0, SEEK_SET), -1);
+	EXPECT_EQ(errno_name(errno), "ESPIPE");
+	errno = 0;
+	EXPECT_EQ(::pread(s.data.fd().get(), buf, sizeof(buf), 0), -1);
+	EXPECT_EQ(errno_name(errno), "ESPIPE");
+	dev.set_state(State::Stop);
+	auto r = dev.set_state(State::Resuming);
+	ASSERT_TRUE(r.has_data());
+	errno = 0;
+	EXPECT_EQ(::lseek(r.data.fd().get(), 0, SEEK_CUR), -1);
+	EXPECT_EQ(errno_name(errno), "ESPIPE");
+	errno = 0;
+	EXPECT_EQ(::pwrite(r.data.fd().get(), buf, sizeof(buf), 0), -1);
+	EXPECT_EQ(errno_name(errno), "ESPIPE");
+}
+
+VFIOMIG_INSTANTIATE_PROFILES(DataFdSession);
+
+} // namespace
+} // namespace vfiomig::test

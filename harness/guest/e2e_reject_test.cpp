@@ -1,0 +1,133 @@
+// Truncated, corrupted, reordered, foreign and future streams are rejected, and RESET recovers the device.
+#include "common.hpp"
+
+namespace vfiomig::test {
+namespace {
+
+enum class Damage { Truncated, CutMidRecord, BadCrc, Reordered, LostRecord, WrongProfile, WrongVersion,
+		    WrongDigest, DataAfterEnd, UnknownType };
+
+std::string damage_name(Damage d)
+{
+	switch (d) {
+	case Damage::Truncated: return "Truncated";
+	case Damage::CutMidRecord: return "CutMidRecord";
+	case Damage::BadCrc: return "BadCrc";
+	case Damage::Reordered: return "Reordered";
+	case Damage::LostRecord: return "LostRecord";
+	case Damage::WrongProfile: return "WrongProfile";
+	case Damage::WrongVersion: return "WrongVersion";
+	case Damage::WrongDigest: return "WrongDigest";
+	case Damage::DataAfterEnd: return "DataAfterEnd";
+	case Damage::UnknownType: return "UnknownType";
+	}
+	return "?";
+}
+
+/// Applies one kind of damage to a valid stream (re-sealing checksums where
+/// the damage is meant to be caught by something else than the crc).
+Bytes damage(const Bytes &good, Damage kind, std::uint32_t profile)
+{
+	ParsedStream p = parse_stream(good);
+	if (!p.ok() || p.records.size() < 3)
+		throw Error(EPROTO, "source stream not valid: " + p.describe());
+	StreamHeader h = *p.header;
+	std::vector<Record> r = p.records;
+	switch (kind) {
+	case Damage::Truncated: // everything but END
+		return Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(r.back().offset));
+	case Damage::CutMidRecord:
+		return Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(r[1].offset + kRecordHeaderSize + 3));
+	case Damage::BadCrc:
+		r[1].payload[0] ^= 0x01;
+		break;
+	case Damage::Reordered:
+		std::swap(r[0], r[1]);
+		break;
+	case Damage::LostRecord:
+		r.erase(r.begin() + 1);
+		break;
+	case Damage::WrongProfile:
+		h.profile = (profile + 1) % VFIO_MIG_EMU_PROFILE_COUNT;
+		h.crc = h.compute_crc();
+		break;
+	case Damage::WrongVersion:
+		h.version_major = VFIO_MIG_EMU_STREAM_VERSION_MAJOR + 1;
+		h.crc = h.compute_crc();
+		break;
+	case Damage::WrongDigest:
+		r.back().arg ^= 0x1;
+		r.back().seal();
+		break;
+	case Damage::DataAfterEnd:
+		r.push_back(Record::make(RecordType::Config, static_cast<std::uint32_t>(r.size()), 0,
+					 Bytes(VFIO_MIG_EMU_CONFIG_SIZE, 0)));
+		break;
+	case Damage::UnknownType:
+		r[1].type = 0x77;
+		r[1].seal();
+		break;
+	}
+	return encode_stream(h, r);
+}
+
+class StreamReject : public ProfileFixture,
+		     public ::testing::WithParamInterface<std::tuple<Profile, Damage>> {
+protected:
+	Profile profile() const override { return std::get<0>(GetParam()); }
+	Damage kind() const { return std::get<1>(GetParam()); }
+};
+
+TEST_P(StreamReject, ResumeFailsAndResetRecovers)
+{
+	Device &s = src();
+	Device &d = dst();
+	std::uint32_t clean_digest = emu::digest(d);
+	ASSERT_OK(emu::scribble(s, 51, 4));
+	ASSERT_OK(emu::reconfigure(s, 1));
+	Bytes good = save(s);
+	Bytes bad = damage(good, kind(), static_cast<std::uint32_t>(profile()));
+	EXPECT_FALSE(parse_stream(bad, expect(d)).ok()) << "the codec accepts the damaged stream";
+
+	auto in = d.set_state(State::Resuming);
+	ASSERT_TRUE(in.has_data());
+	auto w = write_all(in.data, bad);
+	if (!w.ok()) {
+		EXPECT_EQ(errno_name(w.err()), "EINVAL") << w.describe();
+	}
+	auto stop = d.try_set_state(State::Stop);
+	EXPECT_FALSE(stop.ok()) << "RESUMING->STOP accepted a " << damage_name(kind()) << " stream"
+				<< (w.ok() ? "" : " after write() failed");
+	auto now = d.try_get_state();
+	ASSERT_OK(now);
+	if (!stop.ok()) {
+		EXPECT_EQ(state_name(*now), "ERROR") << "after a rejected stream";
+	}
+
+	ASSERT_OK(d.try_reset());
+	EXPECT_EQ(state_name(d.get_state()), "RUNNING");
+	EXPECT_EQ(emu::digest(d), clean_digest) << "reset did not restore power-on state";
+
+	// The good stream still loads after the reset.
+	auto again = d.set_state(State::Resuming);
+	ASSERT_OK(write_all(again.data, good));
+	ASSERT_OK(d.try_set_state(State::Stop));
+	EXPECT_EQ(emu::digest(d), emu::digest(s));
+}
+
+std::string reject_name(const ::testing::TestParamInfo<std::tuple<Profile, Damage>> &info)
+{
+	return profile_name(std::get<0>(info.param)) + "_" + damage_name(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(Damages, StreamReject,
+			 ::testing::Combine(::testing::ValuesIn(kAllProfiles),
+					    ::testing::Values(Damage::Truncated, Damage::CutMidRecord, Damage::BadCrc,
+							      Damage::Reordered, Damage::LostRecord,
+							      Damage::WrongProfile, Damage::WrongVersion,
+							      Damage::WrongDigest, Damage::DataAfterEnd,
+							      Damage::UnknownType)),
+			 reject_name);
+
+} // namespace
+} // namespace vfiomig::test

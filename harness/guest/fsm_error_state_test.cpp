@@ -1,0 +1,64 @@
+// ERROR is reached only through a failed transition and left only by VFIO_DEVICE_RESET.
+#include "common.hpp"
+
+namespace vfiomig::test {
+namespace {
+
+class FsmError : public ProfileTest {};
+
+// Drives `dev` into ERROR by resuming a stream with a bad record crc.
+void enter_error(Device &dev, ByteSpan good)
+{
+	ParsedStream p = parse_stream(good);
+	ASSERT_TRUE(p.ok()) << p.describe();
+	std::vector<Record> recs = p.records;
+	ASSERT_GE(recs.size(), 2u);
+	recs[0].payload[0] ^= 0xff; // CONFIG payload, crc left stale
+	Bytes bad = encode_stream(*p.header, recs);
+	auto s = dev.set_state(State::Resuming);
+	ASSERT_TRUE(s.has_data());
+	(void)write_all(s.data, bad); // may fail EINVAL; then STOP must fail too
+	auto r = dev.try_set_state(State::Stop);
+	ASSERT_FALSE(r.ok()) << "RESUMING->STOP accepted a stream with a bad crc";
+	auto now = dev.try_get_state();
+	ASSERT_OK(now);
+	ASSERT_EQ(state_name(*now), "ERROR") << "after a failed resume";
+}
+
+TEST_P(FsmError, SetStateNeverTargetsError)
+{
+	Device &dev = src();
+	EXPECT_ERRNO(dev.try_set_state(State::Error), EINVAL);
+	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
+}
+
+TEST_P(FsmError, FailedResumeEntersErrorAndOnlyResetLeavesIt)
+{
+	Device &dev = src();
+	Bytes good = save(dev);
+	ASSERT_OK(dev.try_reset());
+	ASSERT_NO_FATAL_FAILURE(enter_error(dev, good));
+
+	for (State s : kAllStates) {
+		if (!is_valid_state(s, flags()))
+			continue;
+		SCOPED_TRACE("ERROR -> " + state_name(s));
+		EXPECT_ERRNO(dev.try_set_state(s), EINVAL);
+		EXPECT_EQ(state_name(dev.get_state()), "ERROR");
+	}
+	// Region reads still work in ERROR.
+	EXPECT_OK(dev.try_read32(emu::kBar0, VFIO_MIG_EMU_REG_MAGIC));
+
+	ASSERT_OK(dev.try_reset());
+	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
+	EXPECT_EQ(emu::read_regs(dev).magic, static_cast<std::uint32_t>(VFIO_MIG_EMU_MAGIC));
+	// And the device migrates again.
+	auto s = dev.try_set_state(State::StopCopy);
+	ASSERT_OK(s);
+	EXPECT_TRUE(s->has_data());
+}
+
+VFIOMIG_INSTANTIATE_PROFILES(FsmError);
+
+} // namespace
+} // namespace vfiomig::test
