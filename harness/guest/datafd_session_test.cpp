@@ -50,7 +50,10 @@ TEST_P(DataFdSession, LeavingPrecopyEndsTheSession)
 	dev.set_state(State::Running);
 	std::uint8_t buf[64];
 	EXPECT_ERRNO(s.data.read(buf), ENODEV);
-	EXPECT_ERRNO(s.data.precopy_info(), ENODEV);
+	// Outside PRE_COPY the ioctl is refused; drivers check the state first
+	// (EINVAL, as mlx5 does) or the ended session (ENODEV).
+	auto info = s.data.precopy_info();
+	EXPECT_TRUE(info.err() == EINVAL || info.err() == ENODEV) << info.describe();
 }
 
 TEST_P(DataFdSession, StopToResumingGivesANewWritableFd)
