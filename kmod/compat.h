@@ -24,6 +24,22 @@
 #endif
 
 /*
+ * "vfio: Add support for VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2" (7.1):
+ * the core takes the opt-in itself and records it per device.  Before
+ * that the module keeps its own flag (vme_device.precopy_v2).
+ */
+static inline bool vme_core_precopy_v2(struct vfio_device *vdev)
+{
+#if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2)
+	return vdev->precopy_info_v2;
+#elif defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_FLAGS_FIX)
+	return vdev->precopy_info_flags_fix;
+#else
+	return false;
+#endif
+}
+
+/*
  * "fs: remove no_llseek" (v6.12) dropped the helper: a file marked by
  * stream_open() (FMODE_STREAM, no FMODE_LSEEK) refuses lseek with a NULL
  * ->llseek.  Older kernels still want no_llseek spelled out.

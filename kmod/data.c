@@ -59,9 +59,13 @@ struct vme_migration_file {
 	bool stop_copy;			/* STOP_COPY: finish the stream */
 	enum vme_save_phase phase;
 	u64 read_bytes;			/* stream bytes handed to the reader */
-	u64 initial_total;		/* header + initial data */
-	u32 initial_res;		/* resources at session start */
+	u64 initial_total;		/* stream offset where initial data ends */
+	u32 initial_res;		/* resources that are initial data */
 	u32 res_sent;
+	bool v2;			/* PRECOPY_INFOv2 opted in at start */
+	bool reinit_report;		/* REINIT not yet reported */
+	unsigned long *init_map;	/* dirty pages that are initial data */
+	unsigned long *tmp_map;		/* scratch for dirty & ~init_map */
 	u32 final_digest;
 	struct vfio_mig_emu_regs final_regs;
 
@@ -84,6 +88,10 @@ void vme_migf_wake(struct vme_migration_file *migf)
 static void vme_migf_free_buf_locked(struct vme_migration_file *migf)
 {
 	lockdep_assert_held(&migf->lock);
+	bitmap_free(migf->init_map);
+	migf->init_map = NULL;
+	bitmap_free(migf->tmp_map);
+	migf->tmp_map = NULL;
 	if (!migf->buf)
 		return;
 	kvfree(migf->buf);
@@ -116,7 +124,7 @@ static int vme_migf_release(struct inode *inode, struct file *filp)
 
 static struct vme_migration_file *
 vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
-	       int flags, const char *name)
+	       int flags, const char *name, bool saving)
 {
 	struct vme_migration_file *migf;
 	struct file *filp;
@@ -129,6 +137,16 @@ vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
 	if (!migf->buf) {
 		ret = -ENOMEM;
 		goto err_free_migf;
+	}
+	if (saving) {
+		migf->init_map = bitmap_zalloc(vme->nr_pages,
+					       GFP_KERNEL_ACCOUNT);
+		migf->tmp_map = bitmap_zalloc(vme->nr_pages,
+					      GFP_KERNEL_ACCOUNT);
+		if (!migf->init_map || !migf->tmp_map) {
+			ret = -ENOMEM;
+			goto err_free_maps;
+		}
 	}
 	mutex_init(&migf->lock);
 	init_waitqueue_head(&migf->poll_wait);
@@ -147,6 +165,9 @@ vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
 
 err_free_buf:
 	mutex_destroy(&migf->lock);
+err_free_maps:
+	bitmap_free(migf->init_map);
+	bitmap_free(migf->tmp_map);
 	kvfree(migf->buf);
 err_free_migf:
 	kfree(migf);
@@ -165,6 +186,72 @@ static void vme_stage_record_locked(struct vme_migration_file *migf, u16 type,
 			  migf->buf + VME_REC_SIZE);
 	migf->buf_len = VME_REC_SIZE + length;
 	migf->buf_pos = 0;
+}
+
+/* Stream bytes of the fixed records still to come before the resources. */
+static u64 vme_save_pending_fixed_locked(struct vme_migration_file *migf)
+{
+	lockdep_assert_held(&migf->lock);
+	switch (migf->phase) {
+	case VME_SAVE_HEADER:
+		return VME_HDR_SIZE + VME_REC_SIZE + VME_CONFIG_SIZE;
+	case VME_SAVE_CONFIG:
+		return VME_REC_SIZE + VME_CONFIG_SIZE;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Resources were added while a precopy session runs.  Under v1 they stay
+ * for stop-copy.  With the PRECOPY_INFOv2 opt-in they are new initial
+ * data: the initial region is redrawn from the current read position to
+ * cover what is staged, the records not yet produced before the
+ * resources, the new resources and every page dirty right now (so
+ * dirty_bytes restarts from zero), and the next VFIO_MIG_GET_PRECOPY_INFO
+ * reports VFIO_PRECOPY_INFO_REINIT.
+ */
+static void vme_save_sync_locked(struct vme_migration_file *migf)
+{
+	struct vme_device *vme = migf->vme;
+
+	lockdep_assert_held(&migf->lock);
+	lockdep_assert_held(&vme->dev_lock);
+	if (!vme->res_changed)
+		return;
+	vme->res_changed = false;
+	if (!migf->v2 || migf->stop_copy || migf->phase > VME_SAVE_MEM)
+		return;
+
+	bitmap_copy(migf->init_map, vme->dirty, vme->nr_pages);
+	migf->initial_res = vme->nr_res;
+	migf->initial_total = migf->read_bytes +
+			      (migf->buf_len - migf->buf_pos) +
+			      vme_save_pending_fixed_locked(migf) +
+			      (u64)(vme->nr_res - migf->res_sent) *
+			      (VME_REC_SIZE + VME_RES_SIZE) +
+			      vme_mem_stream_bytes(migf->init_map,
+						   vme->nr_pages);
+	migf->reinit_report = true;
+}
+
+/* MEM record bytes still to come: initial pages, then the other dirty. */
+static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
+				     bool initial, bool others)
+{
+	struct vme_device *vme = migf->vme;
+	u64 bytes = 0;
+
+	lockdep_assert_held(&migf->lock);
+	lockdep_assert_held(&vme->dev_lock);
+	if (initial)
+		bytes += vme_mem_stream_bytes(migf->init_map, vme->nr_pages);
+	if (others) {
+		bitmap_andnot(migf->tmp_map, vme->dirty, migf->init_map,
+			      vme->nr_pages);
+		bytes += vme_mem_stream_bytes(migf->tmp_map, vme->nr_pages);
+	}
+	return bytes;
 }
 
 /*
@@ -199,17 +286,12 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 			return true;
 
 		case VME_SAVE_RESOURCES:
-			if (migf->res_sent >= migf->initial_res) {
-				migf->phase = VME_SAVE_MEM;
-				continue;
-			}
-			fallthrough;
 		case VME_SAVE_MEM:
 			mutex_lock(&vme->dev_lock);
+			vme_save_sync_locked(migf);
 			id = migf->res_sent;
 			if (id < vme->nr_res &&
-			    (migf->phase == VME_SAVE_RESOURCES ||
-			     migf->stop_copy)) {
+			    (id < migf->initial_res || migf->stop_copy)) {
 				memcpy(payload, &vme->res[id], VME_RES_SIZE);
 				mutex_unlock(&vme->dev_lock);
 				migf->res_sent++;
@@ -218,7 +300,17 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 							VME_RES_SIZE, 0);
 				return true;
 			}
-			len = vme_dirty_take_locked(vme, payload, &off);
+			if (migf->phase == VME_SAVE_RESOURCES) {
+				/* Initial resources first, then memory. */
+				mutex_unlock(&vme->dev_lock);
+				migf->phase = VME_SAVE_MEM;
+				continue;
+			}
+			len = vme_dirty_take_locked(vme, migf->init_map,
+						    payload, &off);
+			if (!len)
+				len = vme_dirty_take_locked(vme, vme->dirty,
+							    payload, &off);
 			mutex_unlock(&vme->dev_lock);
 			if (len) {
 				vme_stage_record_locked(migf, VFIO_MIG_EMU_REC_MEM,
@@ -321,7 +413,9 @@ static __poll_t vme_save_poll(struct file *filp, poll_table *wait)
 		mask = EPOLLIN | EPOLLRDNORM;
 	} else {
 		mutex_lock(&vme->dev_lock);
-		if (find_first_bit(vme->dirty, vme->nr_pages) < vme->nr_pages)
+		vme_save_sync_locked(migf);
+		if (migf->res_sent < migf->initial_res ||
+		    find_first_bit(vme->dirty, vme->nr_pages) < vme->nr_pages)
 			mask = EPOLLIN | EPOLLRDNORM;
 		mutex_unlock(&vme->dev_lock);
 	}
@@ -354,18 +448,24 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	}
 	vme = migf->vme;
 
-	/* The header and initial data are the first bytes of the stream. */
+	mutex_lock(&vme->dev_lock);
+	vme_save_sync_locked(migf);
+	/* Initial data are the stream bytes before initial_total. */
 	initial_end = migf->initial_total;
 	info.initial_bytes = initial_end - min(migf->read_bytes, initial_end);
 	staged_end = migf->read_bytes + migf->buf_len - migf->buf_pos;
 	info.dirty_bytes = staged_end - max(migf->read_bytes,
 					    min(staged_end, initial_end));
-	mutex_lock(&vme->dev_lock);
-	info.dirty_bytes += vme_mem_stream_bytes(vme->dirty, vme->nr_pages);
+	info.dirty_bytes += vme_save_mem_bytes_locked(migf, false, true);
 	mutex_unlock(&vme->dev_lock);
+	if (migf->v2) {
+		/* v2: flags is an output. */
+		info.flags = migf->reinit_report ? VFIO_PRECOPY_INFO_REINIT : 0;
+		migf->reinit_report = false;
+	}
 	mutex_unlock(&migf->lock);
 
-	/* v1 semantics: flags is echoed back as passed in. */
+	/* Without the v2 opt-in flags is echoed back as passed in. */
 	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
 }
 
@@ -386,13 +486,15 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 
 	lockdep_assert_held(&vme->state_mutex);
 	migf = vme_migf_alloc(vme, &vme_save_fops, O_RDONLY,
-			      "[vfio_mig_emu_save]");
+			      "[vfio_mig_emu_save]", true);
 	if (IS_ERR(migf))
 		return migf;
 
 	/* Not visible to anyone yet: no need for migf->lock. */
 	migf->stop_copy = stop_copy;
+	migf->v2 = vme->precopy_v2 || vme_core_precopy_v2(&vme->vdev);
 	mutex_lock(&vme->dev_lock);
+	vme->res_changed = false;
 	vme_dirty_start_locked(vme);
 	migf->initial_res = vme->nr_res;
 	vme->saving_migf = migf;
@@ -438,7 +540,7 @@ u64 vme_save_remaining(struct vme_migration_file *migf)
 	case VME_SAVE_MEM:
 		rem += (u64)(vme->nr_res - migf->res_sent) *
 		       (VME_REC_SIZE + VME_RES_SIZE);
-		rem += vme_mem_stream_bytes(vme->dirty, vme->nr_pages);
+		rem += vme_save_mem_bytes_locked(migf, true, true);
 		rem += VME_FINAL_BYTES;
 		break;
 	case VME_SAVE_FINAL_CONFIG:
@@ -648,7 +750,7 @@ struct vme_migration_file *vme_resume_file_create(struct vme_device *vme)
 
 	lockdep_assert_held(&vme->state_mutex);
 	migf = vme_migf_alloc(vme, &vme_resume_fops, O_WRONLY,
-			      "[vfio_mig_emu_resume]");
+			      "[vfio_mig_emu_resume]", false);
 	if (IS_ERR(migf))
 		return migf;
 	mutex_lock(&migf->lock);

@@ -240,24 +240,27 @@ void vme_dirty_start_locked(struct vme_device *vme)
 }
 
 /*
- * Copy the first run of dirty pages (at most VME_PAGES_PER_REC) into @buf,
- * clear their dirty bits and return the byte count (0 when nothing is
- * dirty); *@offset receives the run's byte offset.
+ * Copy the first run of pages set in @map (vme->dirty or a subset of it;
+ * at most VME_PAGES_PER_REC pages) into @buf, clear them in @map and in
+ * vme->dirty, and return the byte count (0 when @map is empty); *@offset
+ * receives the run's byte offset.
  */
-u32 vme_dirty_take_locked(struct vme_device *vme, void *buf, u64 *offset)
+u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
+			  void *buf, u64 *offset)
 {
 	unsigned long start, idx;
 	u32 len = 0;
 
 	lockdep_assert_held(&vme->dev_lock);
-	start = find_first_bit(vme->dirty, vme->nr_pages);
+	start = find_first_bit(map, vme->nr_pages);
 	if (start >= vme->nr_pages)
 		return 0;
 
 	for (idx = start; idx < vme->nr_pages && idx - start < VME_PAGES_PER_REC &&
-	     test_bit(idx, vme->dirty); idx++) {
+	     test_bit(idx, map); idx++) {
 		vme_mem_read_locked(vme, (u64)idx * VME_PAGE_SIZE, buf + len,
 				    VME_PAGE_SIZE);
+		clear_bit(idx, map);
 		clear_bit(idx, vme->dirty);
 		len += VME_PAGE_SIZE;
 	}
@@ -334,6 +337,8 @@ static int vme_reconfig_locked(struct vme_device *vme, u32 nr)
 	lockdep_assert_held(&vme->dev_lock);
 	if (nr > VME_MAX_RESOURCES - vme->nr_res)
 		return -ENOSPC;
+	if (!nr)
+		return 0;
 	ret = vme_res_reserve_locked(vme, vme->nr_res + nr);
 	if (ret)
 		return ret;
@@ -344,6 +349,11 @@ static int vme_reconfig_locked(struct vme_device *vme, u32 nr)
 		res->kind = cpu_to_le32((u32)(z >> 32));
 		res->cookie = cpu_to_le64(z);
 		vme->nr_res++;
+	}
+	/* New critical data: a v2 precopy session reports REINIT. */
+	if (vme->saving_migf) {
+		vme->res_changed = true;
+		vme_migf_wake(vme->saving_migf);
 	}
 	return 0;
 }

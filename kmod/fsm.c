@@ -89,6 +89,7 @@ void vme_close(struct vme_device *vme)
 {
 	mutex_lock(&vme->state_mutex);
 	vme_disable_files_locked(vme);
+	vme->precopy_v2 = false;
 	vme_state_mutex_unlock(vme);
 }
 

@@ -225,10 +225,39 @@ static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	return -ENOTTY;
 }
 
+/*
+ * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2: SET (no data, any data ignored)
+ * opts in to flags being an output of VFIO_MIG_GET_PRECOPY_INFO, with
+ * VFIO_PRECOPY_INFO_REINIT.  Kernels whose vfio core knows the feature
+ * handle it there and never pass it here (see vme_core_precopy_v2()).
+ * The opt-in lasts until the device fd is closed and applies to saving
+ * sessions started after it.
+ */
+static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
+				  size_t argsz)
+{
+	int ret;
+
+	if (!(vme->vdev.migration_flags & VFIO_MIGRATION_PRE_COPY))
+		return -ENOTTY;
+	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
+	if (ret != 1)
+		return ret;
+	mutex_lock(&vme->state_mutex);
+	vme->precopy_v2 = true;
+	vme_state_mutex_unlock(vme);
+	return 0;
+}
+
 static int vme_device_feature(struct vfio_device *vdev, u32 flags,
 			      void __user *arg, size_t argsz)
 {
-	return -ENOTTY;
+	switch (flags & VFIO_DEVICE_FEATURE_MASK) {
+	case VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2:
+		return vme_feature_precopy_v2(to_vme(vdev), flags, argsz);
+	default:
+		return -ENOTTY;
+	}
 }
 
 static const struct vfio_device_ops vme_dev_ops = {

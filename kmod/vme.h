@@ -76,6 +76,9 @@ struct vme_device {
 	/* Open resuming session; under state_mutex. */
 	struct vme_migration_file *resuming_migf;
 
+	/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in; under state_mutex. */
+	bool precopy_v2;
+
 	/* reset_lock protects deferred_reset. */
 	spinlock_t reset_lock;
 	bool deferred_reset;
@@ -95,6 +98,7 @@ struct vme_device {
 	struct xarray pages;		/* page index -> VME_PAGE_SIZE bytes */
 	unsigned long *present;		/* pages materialized */
 	unsigned long *dirty;		/* pages to (re)send */
+	bool res_changed;		/* resources added during a session */
 };
 
 static inline struct vme_device *to_vme(struct vfio_device *vdev)
@@ -116,7 +120,8 @@ ssize_t vme_region_write(struct vme_device *vme, const char __user *buf,
 u32 vme_digest_locked(struct vme_device *vme);
 u64 vme_mem_stream_bytes(const unsigned long *map, unsigned long nr_pages);
 void vme_dirty_start_locked(struct vme_device *vme);
-u32 vme_dirty_take_locked(struct vme_device *vme, void *buf, u64 *offset);
+u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
+			  void *buf, u64 *offset);
 void vme_save_regs_locked(struct vme_device *vme,
 			  struct vfio_mig_emu_regs *regs);
 int vme_load_config_locked(struct vme_device *vme, const void *cfg,

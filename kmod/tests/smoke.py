@@ -219,6 +219,61 @@ def resume(dev, stream, chunk):
         os.close(fd)
 
 
+FEAT_PRECOPY_V2 = 12
+REINIT = 1
+
+
+def precopy_v2(dev, flags):
+    """PRECOPY_INFOv2 opt-in and REINIT on reconfiguration in precopy."""
+    if not flags & MIG_PRE_COPY:
+        expect_errno(errno.ENOTTY, dev.feature, FEAT_SET | FEAT_PRECOPY_V2,
+                     b'')
+        return None
+    dev.feature(FEAT_PROBE | FEAT_SET | FEAT_PRECOPY_V2, b'')
+    expect_errno(errno.EINVAL, dev.feature, FEAT_GET | FEAT_PRECOPY_V2, b'')
+    dev.feature(FEAT_SET | FEAT_PRECOPY_V2, b'')
+    dev.reset()
+    dev.mem_write(0, b'a' * 10000)
+    dev.set_reg(REG_RECONFIG, 2)
+    fd = dev.set_state(PRE_COPY)
+    _, fl, init, dirty = precopy_info(fd, flags=0x55)
+    check(fl == 0, f'v2 flags are an output: {fl:#x}')
+    check(init == 40 + 288 + 2 * 48, f'initial_bytes {init}')
+    check(dirty == 3 * 4096 + 32, f'dirty_bytes {dirty}')
+    stream, why = read_all(fd, 100)
+    check(why == 'ENOMSG', 'precopy ENOMSG')
+    dev.set_reg(REG_RECONFIG, 3)
+    dev.mem_write(4096 * 7, b'b' * 4096)
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    check(p.poll(1000) != [], 'reconfig readable')
+    _, fl, init, dirty = precopy_info(fd)
+    check(fl == REINIT, f'REINIT reported: {fl:#x}')
+    check(init == 3 * 48 + 4096 + 32 and dirty == 0,
+          f'after REINIT: initial {init} dirty {dirty}')
+    _, fl, _, _ = precopy_info(fd)
+    check(fl == 0, 'REINIT reported once')
+    data, why = read_all(fd, 1000)
+    stream += data
+    _, fl, init, dirty = precopy_info(fd)
+    check(init == 0 and dirty == 0, 'initial data read')
+    size = dev.data_size()
+    dev.set_state(STOP_COPY)
+    data, why = read_all(fd, 65536)
+    check(why == 'EOF' and len(data) == size, 'stop-copy after REINIT')
+    stream += data
+    digest = dev.reg(REG_DIGEST)
+    dev.set_state(STOP)
+    os.close(fd)
+    dev.reset()
+    dev.set_state(STOP)
+    resume(dev, stream, 1000)
+    check(dev.reg(REG_DIGEST) == digest, 'digest after REINIT resume')
+    check(dev.reg(REG_NR_RES) == 5, 'resources after REINIT resume')
+    dev.reset()
+    return digest
+
+
 def main():
     uuid, prof = sys.argv[1], sys.argv[2]
     dev = Device(uuid)
@@ -264,6 +319,8 @@ def main():
     expect_errno(errno.EINVAL, dev.set_state, RUNNING)
     dev.reset()
     check(dev.state() == RUNNING, 'RUNNING after reset')
+
+    precopy_v2(dev, flags)
 
     # Truncated stream (no END).
     dev.set_state(STOP)
