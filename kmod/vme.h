@@ -37,10 +37,8 @@
 /* Staging/parse buffer: one record header plus the largest payload. */
 #define VME_BUF_SIZE		(VME_REC_SIZE + VME_MAX_PAYLOAD)
 
-/* Most resources a device can hold (reconfigure doorbell limit). */
-#define VME_MAX_RESOURCES	4096
-/* Most workload steps a single dirty doorbell write may ask for. */
-#define VME_MAX_DIRTY_STEPS	65536
+#define VME_MAX_RESOURCES	VFIO_MIG_EMU_MAX_RESOURCES
+#define VME_MAX_DIRTY_STEPS	VFIO_MIG_EMU_MAX_DIRTY_STEPS
 
 #define VME_OFFSET_SHIFT	40
 #define VME_OFFSET_MASK		((1ULL << VME_OFFSET_SHIFT) - 1)

@@ -36,6 +36,10 @@ if [ "${SMOKE_PY:-1}" = 1 ]; then
 		python3 "$here/smoke.py" "${uuid[$prof]}" "$prof" ||
 			fail "smoke.py on $prof"
 	done
+	for prof in full p2p; do
+		python3 "$here/stress.py" "${uuid[$prof]}" "${STRESS_SECONDS:-8}" ||
+			fail "stress.py on $prof"
+	done
 fi
 
 for prof in full stopcopy p2p precopy; do

@@ -98,7 +98,25 @@ enum vfio_mig_emu_profile {
  * page index and a fill pattern are drawn from the workload PRNG (part of
  * the migrated state) and that page is written, exactly as a guest write
  * to BAR2 would be.
+ *
+ * Precisely (kmod/device.c): the PRNG is splitmix64, state 0 after reset;
+ * a draw adds 0x9e3779b97f4a7c15 to the state and returns the mixed value
+ * z.  A workload step draws z, writes page (z >> 32) % (mem_size / 4096)
+ * with the 32-bit pattern (u32)z repeated (little-endian).  The
+ * reconfigure doorbell appends N resources, each from one draw: id = the
+ * next id, kind = z >> 32, cookie = z.
+ *
+ * Errors of BAR0 accesses: not exactly 4 bytes or not 4-byte aligned,
+ * writes to read-only or unimplemented offsets, and a dirty doorbell above
+ * VFIO_MIG_EMU_MAX_DIRTY_STEPS: EINVAL.  A reconfigure doorbell that would
+ * exceed VFIO_MIG_EMU_MAX_RESOURCES: ENOSPC (nothing added).  Writable
+ * registers and BAR2 outside RUNNING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P:
+ * EBUSY.  Reads of write-only and unimplemented offsets return 0.  Config
+ * space and BAR2 take any size and alignment inside the region; an access
+ * that does not fit in the region fails with EINVAL.
  */
+#define VFIO_MIG_EMU_MAX_DIRTY_STEPS	65536
+#define VFIO_MIG_EMU_MAX_RESOURCES	4096
 
 /*
  * Migration stream, version 1.0.
@@ -119,6 +137,18 @@ enum vfio_mig_emu_profile {
  * again are sent again); and, in STOP_COPY only, the final CONFIG, REGS
  * and END.  A resuming device starts from all-zero memory, so pages never
  * sent load as zeros.  Later records override earlier ones.
+ *
+ * Resources added during a saving session are sent in STOP_COPY (before
+ * the remaining MEM records) — unless userspace opted in to
+ * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 before the session started: then
+ * they are new initial data, sent in PRE_COPY ahead of further memory,
+ * together with every page dirty at that moment, and the next
+ * VFIO_MIG_GET_PRECOPY_INFO reports VFIO_PRECOPY_INFO_REINIT (once) with
+ * initial_bytes covering them and dirty_bytes restarting from zero.
+ * RESOURCE ids on the resuming side must be at most the number loaded so
+ * far (equal appends, smaller overrides); REGS.nr_resources must equal the
+ * number loaded.  MEM records cover runs of consecutive pages, at most
+ * VFIO_MIG_EMU_MAX_RECORD_PAYLOAD each.
  */
 #define VFIO_MIG_EMU_STREAM_MAGIC	0x4d53454d	/* "MESM" */
 #define VFIO_MIG_EMU_RECORD_MAGIC	0x4352454d	/* "MERC" */
