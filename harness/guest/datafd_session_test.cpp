@@ -92,6 +92,38 @@ TEST_P(DataFdSession, PositionedIoRefused)
 	EXPECT_EQ(errno_name(errno), "ESPIPE");
 }
 
+TEST_P(DataFdSession, ResetEndsTheSession)
+{
+	Device &dev = src();
+	auto s = dev.set_state(State::StopCopy);
+	ASSERT_TRUE(s.has_data());
+	ASSERT_OK(dev.try_reset());
+	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
+	std::uint8_t buf[64];
+	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+}
+
+TEST_P(DataFdSession, NewPrecopySessionRestartsTheStream)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	Device &dev = src();
+	ASSERT_OK(emu::scribble(dev, 13, 2));
+	auto first = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(first.has_data());
+	std::uint8_t buf[100];
+	ASSERT_OK(first.data.read(buf));
+	dev.set_state(State::Running);
+	auto second = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(second.has_data()) << "RUNNING->PRE_COPY again returned no data fd";
+	EXPECT_NE(second.data.fd().get(), -1);
+	Bytes stream;
+	ASSERT_OK(pump(second.data, nullptr, {PumpUntil::NoMsg, {}, {}, &stream}));
+	ParsedStream p = parse_stream(stream, expect(dev), true);
+	ASSERT_TRUE(p.ok()) << "a new session must start with a fresh header: " << p.describe();
+	ASSERT_FALSE(p.records.empty());
+	EXPECT_EQ(p.records.front().seq, 0u);
+}
+
 VFIOMIG_INSTANTIATE_PROFILES(DataFdSession);
 
 } // namespace

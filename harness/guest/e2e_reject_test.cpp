@@ -4,12 +4,19 @@
 namespace vfiomig::test {
 namespace {
 
-enum class Damage { Truncated, CutMidRecord, BadCrc, Reordered, LostRecord, WrongProfile, WrongVersion,
-		    WrongDigest, DataAfterEnd, UnknownType };
+enum class Damage { Empty, HeaderOnly, Truncated, CutMidRecord, BadCrc, Reordered, LostRecord, WrongProfile,
+		    WrongVersion, HeaderFlags, RecordReserved, WrongDigest, DataAfterEnd, UnknownType,
+		    MemOutOfRange, MissingResource };
 
 std::string damage_name(Damage d)
 {
 	switch (d) {
+	case Damage::Empty: return "Empty";
+	case Damage::HeaderOnly: return "HeaderOnly";
+	case Damage::HeaderFlags: return "HeaderFlags";
+	case Damage::RecordReserved: return "RecordReserved";
+	case Damage::MemOutOfRange: return "MemOutOfRange";
+	case Damage::MissingResource: return "MissingResource";
 	case Damage::Truncated: return "Truncated";
 	case Damage::CutMidRecord: return "CutMidRecord";
 	case Damage::BadCrc: return "BadCrc";
@@ -33,7 +40,41 @@ Bytes damage(const Bytes &good, Damage kind, std::uint32_t profile)
 		throw Error(EPROTO, "source stream not valid: " + p.describe());
 	StreamHeader h = *p.header;
 	std::vector<Record> r = p.records;
+	auto find = [&](RecordType t) {
+		for (std::size_t i = 0; i < r.size(); i++)
+			if (r[i].type == static_cast<std::uint16_t>(t))
+				return i;
+		throw Error(EPROTO, "source stream has no " + record_type_name(static_cast<std::uint16_t>(t)) + " record");
+	};
 	switch (kind) {
+	case Damage::Empty:
+		return {};
+	case Damage::HeaderOnly:
+		return h.encode();
+	case Damage::HeaderFlags:
+		h.flags = 1;
+		h.crc = h.compute_crc();
+		break;
+	case Damage::RecordReserved:
+		r[1].reserved = 1;
+		r[1].seal();
+		break;
+	case Damage::MemOutOfRange: {
+		Record &m = r[find(RecordType::Mem)];
+		m.arg = h.mem_size; // a page past the end
+		m.seal();
+		break;
+	}
+	case Damage::MissingResource: {
+		// Drop one RESOURCE and renumber: every record is well formed, but
+		// REGS' nr_resources no longer matches what was loaded.
+		r.erase(r.begin() + static_cast<std::ptrdiff_t>(find(RecordType::Resource)));
+		for (std::size_t i = 0; i < r.size(); i++) {
+			r[i].seq = static_cast<std::uint32_t>(i);
+			r[i].seal();
+		}
+		break;
+	}
 	case Damage::Truncated: // everything but END
 		return Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(r.back().offset));
 	case Damage::CutMidRecord:
@@ -126,6 +167,52 @@ TEST_P(StreamReject, ResumeFailsAndResetRecovers)
 	EXPECT_EQ(emu::digest(d), emu::digest(s));
 }
 
+class StreamAccept : public ProfileTest {};
+
+TEST_P(StreamAccept, NewerMinorVersionLoads)
+{
+	Device &s = src();
+	Device &d = dst();
+	ASSERT_OK(emu::scribble(s, 61, 2));
+	Bytes good = save(s);
+	ParsedStream p = parse_stream(good, expect(s));
+	ASSERT_TRUE(p.ok()) << p.describe();
+	StreamHeader h = *p.header;
+	h.version_minor = VFIO_MIG_EMU_STREAM_VERSION_MINOR + 1;
+	h.crc = h.compute_crc();
+	auto in = d.set_state(State::Resuming);
+	ASSERT_OK(write_all(in.data, encode_stream(h, p.records)));
+	ASSERT_OK(d.try_set_state(State::Stop));
+	EXPECT_EQ(emu::digest(d), emu::digest(s));
+}
+
+TEST_P(StreamAccept, LaterRecordsOverrideEarlierOnes)
+{
+	Device &s = src();
+	Device &d = dst();
+	ASSERT_OK(emu::scribble(s, 71, 2));
+	ASSERT_OK(emu::write_pattern(s, 0, VFIO_MIG_EMU_PAGE_SIZE, 72)); // page 0 is in the stream
+	Bytes good = save(s);
+	ParsedStream p = parse_stream(good, expect(s));
+	ASSERT_TRUE(p.ok()) << p.describe();
+	// Prepend a MEM record of garbage for page 0 and a CONFIG of 0xff:
+	// the real records that follow must win.
+	std::vector<Record> recs;
+	recs.push_back(Record::make(RecordType::Mem, 0, 0, Bytes(VFIO_MIG_EMU_PAGE_SIZE, 0xee)));
+	for (Record r : p.records)
+		recs.push_back(std::move(r));
+	for (std::size_t i = 0; i < recs.size(); i++) {
+		recs[i].seq = static_cast<std::uint32_t>(i);
+		recs[i].seal();
+	}
+	auto in = d.set_state(State::Resuming);
+	ASSERT_OK(write_all(in.data, encode_stream(*p.header, recs)));
+	ASSERT_OK(d.try_set_state(State::Stop));
+	EXPECT_EQ(emu::digest(d), emu::digest(s));
+}
+
+VFIOMIG_INSTANTIATE_PROFILES(StreamAccept);
+
 std::string reject_name(const ::testing::TestParamInfo<std::tuple<Profile, Damage>> &info)
 {
 	return profile_name(std::get<0>(info.param)) + "_" + damage_name(std::get<1>(info.param));
@@ -133,11 +220,14 @@ std::string reject_name(const ::testing::TestParamInfo<std::tuple<Profile, Damag
 
 INSTANTIATE_TEST_SUITE_P(Damages, StreamReject,
 			 ::testing::Combine(::testing::ValuesIn(kAllProfiles),
-					    ::testing::Values(Damage::Truncated, Damage::CutMidRecord, Damage::BadCrc,
+					    ::testing::Values(Damage::Empty, Damage::HeaderOnly, Damage::Truncated,
+							      Damage::CutMidRecord, Damage::BadCrc,
 							      Damage::Reordered, Damage::LostRecord,
 							      Damage::WrongProfile, Damage::WrongVersion,
+							      Damage::HeaderFlags, Damage::RecordReserved,
 							      Damage::WrongDigest, Damage::DataAfterEnd,
-							      Damage::UnknownType)),
+							      Damage::UnknownType, Damage::MemOutOfRange,
+							      Damage::MissingResource)),
 			 reject_name);
 
 } // namespace

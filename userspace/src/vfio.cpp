@@ -345,6 +345,11 @@ Result<MigrationSession> Device::try_set_state(std::uint32_t to)
 	return s;
 }
 
+Status Device::try_precopy_v2_opt_in()
+{
+	return feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, {}, "");
+}
+
 Result<std::uint64_t> Device::try_stop_copy_size()
 {
 	uapi::mig_data_size m = {};

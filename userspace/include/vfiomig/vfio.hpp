@@ -154,6 +154,10 @@ public:
 	Result<MigrationSession> try_set_state(std::uint32_t to);
 	Result<MigrationSession> try_set_state(State to) { return try_set_state(static_cast<std::uint32_t>(to)); }
 	MigrationSession set_state(State to) { return try_set_state(to).value(); }
+	/// SET VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (no payload): opts in to
+	/// VFIO_MIG_GET_PRECOPY_INFO's flags being an output (REINIT). Lasts
+	/// until the device fd is closed; applies to sessions started after it.
+	Status try_precopy_v2_opt_in();
 	/// GET MIG_DATA_SIZE: estimated bytes STOP_COPY will produce.
 	Result<std::uint64_t> try_stop_copy_size();
 	std::uint64_t stop_copy_size() { return try_stop_copy_size().value(); }
