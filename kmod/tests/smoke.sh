@@ -42,17 +42,38 @@ if [ "${SMOKE_PY:-1}" = 1 ]; then
 	done
 fi
 
-for prof in full stopcopy p2p precopy; do
+# rmmod is refused while a device fd is open.
+ready=$(mktemp -u)
+python3 -c '
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import smoke
+d = smoke.Device(sys.argv[2])
+open(sys.argv[3], "w").close()
+time.sleep(4)
+' "$here" "${uuid[full]}" "$ready" &
+holder=$!
+for _ in $(seq 100); do [ -e "$ready" ] && break; sleep 0.1; done
+[ -e "$ready" ] || fail "holder did not open the device"
+if rmmod vfio_mig_emu 2>/dev/null; then
+	fail "rmmod succeeded with a device fd open"
+fi
+wait "$holder" || fail "holder failed"
+
+for prof in stopcopy p2p precopy; do
 	echo 1 >"/sys/bus/mdev/devices/${uuid[$prof]}/remove" || fail "remove $prof"
 done
 
-for c in live_devices live_files live_buffers live_pages; do
+# The full instance is left for rmmod to tear down with the parent.
+for c in live_files live_buffers; do
 	v=$(cat "$parent/stats/$c")
 	echo "smoke: $c=$v"
 	[ "$v" = 0 ] || fail "$c is $v after removing every device"
 done
 
+[ "$(cat "$parent/stats/live_devices")" = 1 ] || fail "live_devices != 1"
 rmmod vfio_mig_emu || fail "rmmod"
+[ ! -e "/sys/bus/mdev/devices/${uuid[full]}" ] || fail "mdev survived rmmod"
 [ ! -d /sys/module/vfio_mig_emu ] || fail "module still loaded"
 if dmesg | grep -E 'WARNING:|BUG:|Oops|lockdep|KASAN'; then
 	fail "kernel log shows a warning"
