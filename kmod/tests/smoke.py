@@ -274,6 +274,56 @@ def precopy_v2(dev, flags):
     return digest
 
 
+def records(stream):
+    """Split a stream into [header, record, record, ...] byte strings."""
+    out, off = [stream[:40]], 40
+    while off < len(stream):
+        length = struct.unpack_from('<I', stream, off + 12)[0]
+        out.append(stream[off:off + 32 + length])
+        off += 32 + length
+    return out
+
+
+def rejected(dev, stream, what):
+    """Load @stream; it must fail and leave the device in ERROR."""
+    dev.reset()
+    dev.set_state(STOP)
+    fd = dev.set_state(RESUMING)
+    try:
+        try:
+            os.write(fd, stream)
+        except OSError as e:
+            check(e.errno == errno.EINVAL, f'{what}: write errno {e.errno}')
+        expect_errno(errno.EINVAL, dev.set_state, STOP)
+        check(dev.state() == ERROR, f'{what}: not ERROR')
+    finally:
+        os.close(fd)
+    dev.reset()
+
+
+def corrupt_streams(dev, stream):
+    recs = records(stream)
+    check(len(recs) > 6, 'enough records')
+    cases = {
+        'truncated header': stream[:20],
+        'truncated record': stream[:len(stream) - 40],
+        'lost record': b''.join(recs[:3] + recs[4:]),
+        'reordered': b''.join(recs[:2] + [recs[3], recs[2]] + recs[4:]),
+        'data after END': stream + b'\0',
+        'END twice': stream + recs[-1],
+        'bad magic': b'X' + stream[1:],
+        'header only': recs[0],
+    }
+    for what, bad in cases.items():
+        rejected(dev, bad, what)
+    # The intact stream still loads, fed in odd chunks.
+    dev.reset()
+    dev.set_state(STOP)
+    resume(dev, stream, 7)
+    check(dev.state() == STOP, 'intact stream after corrupt ones')
+    dev.reset()
+
+
 def main():
     uuid, prof = sys.argv[1], sys.argv[2]
     dev = Device(uuid)
@@ -299,6 +349,8 @@ def main():
     check(dev.reg(REG_NR_RES) == 5, 'resources after resume')
     dev.set_state(RUNNING)
     check(dev.mem_read(17, 3) == b'\1\1\1', 'memory after resume')
+    if prof == 'full':
+        corrupt_streams(dev, stream)
 
     # A corrupt stream: write fails, RESUMING -> STOP fails into ERROR.
     bad = bytearray(stream)
