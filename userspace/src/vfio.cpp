@@ -159,11 +159,43 @@ Device Device::open_sysfs(const std::string &sysfs_path)
 	return Device(std::move(fd), name, group);
 }
 
+Device::Device(Device &&other) noexcept
+	: fd_(std::move(other.fd_)), label_(std::move(other.label_)), keepalive_(std::move(other.keepalive_)),
+	  regions_(std::move(other.regions_)), last_state_(other.last_state_.load())
+{
+}
+
+Device &Device::operator=(Device &&other) noexcept
+{
+	if (this != &other) {
+		fd_ = std::move(other.fd_);
+		label_ = std::move(other.label_);
+		keepalive_ = std::move(other.keepalive_);
+		regions_ = std::move(other.regions_);
+		last_state_ = other.last_state_.load();
+	}
+	return *this;
+}
+
+void Device::note_state(std::optional<State> s)
+{
+	last_state_ = s ? static_cast<int>(*s) : -1;
+}
+
+std::optional<State> Device::last_state() const
+{
+	int v = last_state_.load();
+	if (v < 0)
+		return std::nullopt;
+	return static_cast<State>(v);
+}
+
 std::string Device::ctx(const std::string &call) const { return call + " on " + label_; }
 
 std::string Device::known_state() const
 {
-	return last_state_ ? state_name(*last_state_) : std::string("?");
+	auto s = last_state();
+	return s ? state_name(*s) : std::string("?");
 }
 
 struct vfio_device_info Device::info() const
@@ -258,10 +290,10 @@ Status Device::try_reset()
 {
 	auto r = ioctl_noarg(fd(), VFIO_DEVICE_RESET, ctx("VFIO_DEVICE_RESET from " + known_state()));
 	if (!r) {
-		last_state_.reset();
+		note_state(std::nullopt);
 		return Status::failure(r.err(), r.context());
 	}
-	last_state_ = State::Running;
+	note_state(State::Running);
 	return Unit{};
 }
 
@@ -313,8 +345,8 @@ Result<State> Device::try_get_state()
 	if (m.device_state >= kNumStates)
 		return Result<State>::failure(ERANGE, ctx("GET MIG_DEVICE_STATE returned undefined state " +
 							   std::to_string(m.device_state)));
-	last_state_ = static_cast<State>(m.device_state);
-	return *last_state_;
+	note_state(static_cast<State>(m.device_state));
+	return static_cast<State>(m.device_state);
 }
 
 Result<MigrationSession> Device::try_set_state(std::uint32_t to)
@@ -322,15 +354,15 @@ Result<MigrationSession> Device::try_set_state(std::uint32_t to)
 	uapi::mig_state m = {};
 	m.device_state = to;
 	m.data_fd = -1;
-	if (!last_state_)
+	if (!last_state())
 		(void)try_get_state(); // only to name the arc in errors
 	std::string from = known_state();
 	std::string arc = from + "->" + state_name(to);
 	auto r = feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
 			 {reinterpret_cast<std::uint8_t *>(&m), sizeof(m)}, arc);
-	State from_state = last_state_.value_or(State::Error);
+	State from_state = last_state().value_or(State::Error);
 	if (!r) {
-		last_state_.reset(); // original, a state on the path, or ERROR
+		note_state(std::nullopt); // original, a state on the path, or ERROR
 		return Result<MigrationSession>::failure(r.err(), r.context());
 	}
 	MigrationSession s;
@@ -341,7 +373,7 @@ Result<MigrationSession> Device::try_set_state(std::uint32_t to)
 		std::string kind = to == static_cast<std::uint32_t>(State::Resuming) ? "resuming" : "saving";
 		s.data = DataFd(Fd(m.data_fd), label_, kind + " fd of " + label_ + " (" + arc + ")");
 	}
-	last_state_ = s.to;
+	note_state(s.to);
 	return s;
 }
 

@@ -7,6 +7,7 @@
 // fd and a label, so the seam is Device's constructor.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -101,14 +102,16 @@ struct RegionInfo {
 	std::uint64_t offset = 0;
 };
 
-/// An open VFIO device.
+/// An open VFIO device. The ioctl wrappers (state, reset, features) may be
+/// called from several threads at once; region accessors fill a cache and
+/// must not race with each other for the first access to a region.
 class Device {
 public:
 	/// Takes an open device fd; `label` names it in errors (mdev uuid).
 	/// `keepalive` holds the group/container (or iommufd) it came from.
 	Device(Fd fd, std::string label, std::shared_ptr<void> keepalive = {});
-	Device(Device &&) = default;
-	Device &operator=(Device &&) = default;
+	Device(Device &&other) noexcept;
+	Device &operator=(Device &&other) noexcept;
 
 	/// Opens the device at a sysfs path (/sys/bus/mdev/devices/<uuid>):
 	/// iommu_group -> /dev/vfio/N -> new container -> GET_DEVICE_FD.
@@ -171,7 +174,10 @@ private:
 	std::string label_;
 	std::shared_ptr<void> keepalive_;
 	std::map<std::uint32_t, RegionInfo> regions_;
-	std::optional<State> last_state_;
+	void note_state(std::optional<State> s);
+	std::optional<State> last_state() const;
+	std::atomic<int> last_state_{-1}; ///< -1: unknown
+
 };
 
 /// The IOMMU group number of a sysfs device (readlink <path>/iommu_group).
