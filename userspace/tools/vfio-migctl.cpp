@@ -1,10 +1,13 @@
 // vfio-migctl: manual sessions with vfio_mig_emu devices.
 //   list   instances with their profile, migration state and digest
 //   demo   migrate a workload between two fresh instances and report
+//   dump   decode and validate a saved migration stream
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstdio>
 #include <iostream>
 
@@ -71,7 +74,43 @@ struct DemoOptions {
 	std::uint32_t resources = 2;
 	std::uint32_t precopy_rounds = 2;
 	bool json = false;
+	std::string save_stream;
 };
+
+int cmd_dump(const std::string &path, bool json)
+{
+	std::string text = read_file(path);
+	Bytes data(text.begin(), text.end());
+	ParsedStream p = parse_stream(data);
+	std::string why;
+	auto model = p.ok() ? DeviceModel::load(p, &why) : std::nullopt;
+	bool digest_ok = model && end_digest(p) == model->digest();
+	if (json) {
+		nlohmann::json j;
+		j["file"] = path;
+		j["bytes"] = data.size();
+		j["valid"] = p.ok();
+		j["error"] = p.ok() ? "" : p.describe();
+		for (const Record &r : p.records)
+			j["records"].push_back({{"offset", r.offset}, {"seq", r.seq}, {"type", record_type_name(r.type)},
+						{"length", r.length}, {"arg", r.arg}});
+		if (model)
+			j["model_digest"] = hex32(model->digest());
+		if (auto d = end_digest(p))
+			j["end_digest"] = hex32(*d);
+		j["digest_ok"] = digest_ok;
+		std::cout << j.dump(2) << "\n";
+	} else {
+		std::printf("%s: %zu bytes\n%s", path.c_str(), data.size(), dump_stream(p).c_str());
+		if (model)
+			std::printf("digest: END %s, rebuilt from the records %s: %s\n",
+				    end_digest(p) ? hex32(*end_digest(p)).c_str() : "-", hex32(model->digest()).c_str(),
+				    digest_ok ? "match" : "MISMATCH");
+		else if (p.ok())
+			std::printf("cannot rebuild the device state: %s\n", why.c_str());
+	}
+	return p.ok() && digest_ok ? 0 : 1;
+}
 
 int cmd_demo(const DemoOptions &o)
 {
@@ -91,6 +130,7 @@ int cmd_demo(const DemoOptions &o)
 	std::uint64_t estimate = 0, stop_copy_bytes = 0;
 	std::uint64_t flags = 0;
 	std::string stream_check;
+	Bytes saved;
 	{
 		Device src = Device::open_sysfs(src_mdev.sysfs_path());
 		Device dst = Device::open_sysfs(dst_mdev.sysfs_path());
@@ -135,8 +175,14 @@ int cmd_demo(const DemoOptions &o)
 
 		ParsedStream parsed = parse_stream(capture, {static_cast<std::uint32_t>(*prof), emu::mem_size(src)});
 		stream_check = parsed.describe();
+		saved = std::move(capture);
 	}
 	bool match = src_digest == dst_digest;
+	if (!o.save_stream.empty()) {
+		Fd f = Fd::open(o.save_stream, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (::write(f.get(), saved.data(), saved.size()) != static_cast<ssize_t>(saved.size()))
+			throw_error(errno ? errno : EIO, "write(" + o.save_stream + ")");
+	}
 
 	if (o.json) {
 		nlohmann::json j;
@@ -186,6 +232,14 @@ int main(int argc, char **argv)
 	demo->add_option("--resources", demo_opt.resources, "Resources the workload creates")->capture_default_str();
 	demo->add_option("--precopy-rounds", demo_opt.precopy_rounds, "PRE_COPY iterations")->capture_default_str();
 	demo->add_flag("--json", demo_opt.json, "Print the report as JSON");
+	demo->add_option("--save-stream", demo_opt.save_stream, "Write the migration stream to this file");
+
+	std::string dump_path;
+	bool dump_json = false;
+	auto *dump = app.add_subcommand("dump", "Decode and validate a saved migration stream (v1.0): one line "
+						"per record, the first error, and the digest rebuilt from the records");
+	dump->add_option("file", dump_path, "Stream file (e.g. from demo --save-stream)")->required();
+	dump->add_flag("--json", dump_json, "Print as JSON");
 
 	CLI11_PARSE(app, argc, argv);
 	try {
@@ -193,6 +247,8 @@ int main(int argc, char **argv)
 			return cmd_list();
 		if (*demo)
 			return cmd_demo(demo_opt);
+		if (*dump)
+			return cmd_dump(dump_path, dump_json);
 	} catch (const std::exception &e) {
 		std::fprintf(stderr, "vfio-migctl: %s\n", e.what());
 		return 1;
