@@ -249,14 +249,27 @@ enum vfio_mig_emu_cmd {
 	/* Events on the "events" group; each carries A_UUID, A_EVENT_SEQ
 	 * (per device, from 1, no gaps) and A_TIMESTAMP_NS.
 	 */
-	VFIO_MIG_EMU_CMD_EVENT_STATE,	/* A_FROM_STATE, A_TO_STATE, A_ERRNO */
+	/* One per arc of SET MIG_DEVICE_STATE actually attempted, in order:
+	 * A_FROM_STATE, A_TO_STATE (the arc), A_ERRNO (0 = taken) and
+	 * A_STATE (the state after the step: TO_STATE, FROM_STATE, or ERROR).
+	 * A fault that sends the device to ERROR outside SET (read, write,
+	 * precopy info, data size, reset) reports TO_STATE = STATE = ERROR.
+	 */
+	VFIO_MIG_EMU_CMD_EVENT_STATE,
 	VFIO_MIG_EMU_CMD_EVENT_SESSION,	/* A_SESSION_KIND, A_SESSION_OPEN */
-	VFIO_MIG_EMU_CMD_EVENT_FAULT,	/* A_FAULT_ID, A_FAULT (site, effect) */
-	VFIO_MIG_EMU_CMD_EVENT_CRITICAL, /* A_NR_RESOURCES, A_BYTES */
-	VFIO_MIG_EMU_CMD_EVENT_RESET,	/* device reset, A_FROM_STATE */
+	/* A_FAULT_ID, A_FAULT (the fault as FAULT_GET shows it, counts
+	 * included) and A_FROM_STATE/A_TO_STATE for the SET_STATE site
+	 */
+	VFIO_MIG_EMU_CMD_EVENT_FAULT,
+	/* A_NR_RESOURCES (total now), A_BYTES (critical data added:
+	 * RESOURCE records, header + payload)
+	 */
+	VFIO_MIG_EMU_CMD_EVENT_CRITICAL,
+	VFIO_MIG_EMU_CMD_EVENT_RESET,	/* VFIO_DEVICE_RESET, A_FROM_STATE */
 
 	__VFIO_MIG_EMU_CMD_MAX,
 };
+
 #define VFIO_MIG_EMU_CMD_MAX		(__VFIO_MIG_EMU_CMD_MAX - 1)
 
 enum vfio_mig_emu_attr {
@@ -288,6 +301,7 @@ enum vfio_mig_emu_attr {
 	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
 	__VFIO_MIG_EMU_A_MAX,
 };
+
 #define VFIO_MIG_EMU_A_MAX		(__VFIO_MIG_EMU_A_MAX - 1)
 
 enum vfio_mig_emu_counter {
@@ -302,6 +316,7 @@ enum vfio_mig_emu_counter {
 	VFIO_MIG_EMU_CNT_RESETS,	/* u64 */
 	__VFIO_MIG_EMU_CNT_MAX,
 };
+
 #define VFIO_MIG_EMU_CNT_MAX		(__VFIO_MIG_EMU_CNT_MAX - 1)
 
 enum vfio_mig_emu_precopy {
@@ -312,6 +327,7 @@ enum vfio_mig_emu_precopy {
 	VFIO_MIG_EMU_PRECOPY_STOP_COPY_BYTES,	/* u64 */
 	__VFIO_MIG_EMU_PRECOPY_MAX,
 };
+
 #define VFIO_MIG_EMU_PRECOPY_MAX	(__VFIO_MIG_EMU_PRECOPY_MAX - 1)
 
 /* Knobs: every one optional in KNOBS_SET, all present in replies. */
@@ -338,6 +354,7 @@ enum vfio_mig_emu_knob {
 	VFIO_MIG_EMU_KNOB_REINIT_POLICY,
 	__VFIO_MIG_EMU_KNOB_MAX,
 };
+
 #define VFIO_MIG_EMU_KNOB_MAX		(__VFIO_MIG_EMU_KNOB_MAX - 1)
 
 #define VFIO_MIG_EMU_ANY_STATE		0xffffffffu
@@ -379,8 +396,10 @@ enum vfio_mig_emu_fault_attr {
 	VFIO_MIG_EMU_FAULT_DELAY_US,	/* u32: for EFFECT_DELAY */
 	VFIO_MIG_EMU_FAULT_CALLS,	/* u64, reply: calls seen at the site */
 	VFIO_MIG_EMU_FAULT_HITS,	/* u64, reply: times it fired */
+	VFIO_MIG_EMU_FAULT_ID,		/* u32, reply: same as A_FAULT_ID */
 	__VFIO_MIG_EMU_FAULT_MAX,
 };
+
 #define VFIO_MIG_EMU_FAULT_MAX		(__VFIO_MIG_EMU_FAULT_MAX - 1)
 
 enum vfio_mig_emu_fault_site {
@@ -419,6 +438,7 @@ enum vfio_mig_emu_stat {
 	VFIO_MIG_EMU_STAT_PAGES,	/* u32: device memory pages held */
 	__VFIO_MIG_EMU_STAT_MAX,
 };
+
 #define VFIO_MIG_EMU_STAT_MAX		(__VFIO_MIG_EMU_STAT_MAX - 1)
 
 #endif /* _UAPI_VFIO_MIG_EMU_H */
