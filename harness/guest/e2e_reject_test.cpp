@@ -5,7 +5,7 @@ namespace vfiomig::test {
 namespace {
 
 enum class Damage { Empty, HeaderOnly, Truncated, CutMidRecord, BadCrc, Reordered, LostRecord, WrongProfile,
-		    WrongVersion, HeaderFlags, RecordReserved, WrongDigest, DataAfterEnd, UnknownType,
+		    WrongVersion, HeaderFlags, BadCrcOverridden, RecordReserved, WrongDigest, DataAfterEnd, UnknownType,
 		    MemOutOfRange, MissingResource };
 
 std::string damage_name(Damage d)
@@ -14,6 +14,7 @@ std::string damage_name(Damage d)
 	case Damage::Empty: return "Empty";
 	case Damage::HeaderOnly: return "HeaderOnly";
 	case Damage::HeaderFlags: return "HeaderFlags";
+	case Damage::BadCrcOverridden: return "BadCrcOverridden";
 	case Damage::RecordReserved: return "RecordReserved";
 	case Damage::MemOutOfRange: return "MemOutOfRange";
 	case Damage::MissingResource: return "MissingResource";
@@ -55,6 +56,20 @@ Bytes damage(const Bytes &good, Damage kind, std::uint32_t profile)
 		h.flags = 1;
 		h.crc = h.compute_crc();
 		break;
+	case Damage::BadCrcOverridden: {
+		// A corrupt copy of a MEM record, overridden by the intact original
+		// that follows: the loaded state and END digest still agree, so
+		// only the record crc can catch it.
+		std::size_t m = find(RecordType::Mem);
+		Record copy = r[m];
+		r.insert(r.begin() + static_cast<std::ptrdiff_t>(m), copy);
+		for (std::size_t i = 0; i < r.size(); i++) {
+			r[i].seq = static_cast<std::uint32_t>(i);
+			r[i].seal();
+		}
+		r[m].payload[7] ^= 0x20; // crc now stale
+		break;
+	}
 	case Damage::RecordReserved:
 		r[1].reserved = 1;
 		r[1].seal();
@@ -224,7 +239,8 @@ INSTANTIATE_TEST_SUITE_P(Damages, StreamReject,
 							      Damage::CutMidRecord, Damage::BadCrc,
 							      Damage::Reordered, Damage::LostRecord,
 							      Damage::WrongProfile, Damage::WrongVersion,
-							      Damage::HeaderFlags, Damage::RecordReserved,
+							      Damage::HeaderFlags, Damage::BadCrcOverridden,
+							      Damage::RecordReserved,
 							      Damage::WrongDigest, Damage::DataAfterEnd,
 							      Damage::UnknownType, Damage::MemOutOfRange,
 							      Damage::MissingResource)),
