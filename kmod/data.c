@@ -23,6 +23,7 @@
 #include <linux/uaccess.h>
 
 #include "vme.h"
+#include "trace.h"
 
 enum vme_save_phase {
 	VME_SAVE_HEADER,
@@ -64,8 +65,13 @@ struct vme_migration_file {
 	u32 res_sent;
 	bool v2;			/* PRECOPY_INFOv2 opted in at start */
 	bool reinit_report;		/* REINIT not yet reported */
+	u32 reinit_policy;		/* knob, taken at start */
+	u32 res_ctx;			/* RESOURCE_BYTES knob, taken at start */
+	u64 res_rec;			/* stream bytes of a RESOURCE record */
 	unsigned long *init_map;	/* dirty pages that are initial data */
 	unsigned long *tmp_map;		/* scratch for dirty & ~init_map */
+	unsigned long *defer_map;	/* REINIT_DISCARD: pages set aside */
+	bool deferred;			/* defer_map is not empty */
 	u32 final_digest;
 	struct vfio_mig_emu_regs final_regs;
 
@@ -92,6 +98,8 @@ static void vme_migf_free_buf_locked(struct vme_migration_file *migf)
 	migf->init_map = NULL;
 	bitmap_free(migf->tmp_map);
 	migf->tmp_map = NULL;
+	bitmap_free(migf->defer_map);
+	migf->defer_map = NULL;
 	if (!migf->buf)
 		return;
 	kvfree(migf->buf);
@@ -143,7 +151,9 @@ vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
 					       GFP_KERNEL_ACCOUNT);
 		migf->tmp_map = bitmap_zalloc(vme->nr_pages,
 					      GFP_KERNEL_ACCOUNT);
-		if (!migf->init_map || !migf->tmp_map) {
+		migf->defer_map = bitmap_zalloc(vme->nr_pages,
+						GFP_KERNEL_ACCOUNT);
+		if (!migf->init_map || !migf->tmp_map || !migf->defer_map) {
 			ret = -ENOMEM;
 			goto err_free_maps;
 		}
@@ -168,6 +178,7 @@ err_free_buf:
 err_free_maps:
 	bitmap_free(migf->init_map);
 	bitmap_free(migf->tmp_map);
+	bitmap_free(migf->defer_map);
 	kvfree(migf->buf);
 err_free_migf:
 	kfree(migf);
@@ -207,37 +218,63 @@ static u64 vme_save_pending_fixed_locked(struct vme_migration_file *migf)
  * for stop-copy.  With the PRECOPY_INFOv2 opt-in they are new initial
  * data: the initial region is redrawn from the current read position to
  * cover what is staged, the records not yet produced before the
- * resources, the new resources and every page dirty right now (so
- * dirty_bytes restarts from zero), and the next VFIO_MIG_GET_PRECOPY_INFO
+ * resources, the new resources and (REINIT_FOLD) every page dirty right
+ * now, or (REINIT_DISCARD) only the initial pages still unsent, the other
+ * dirty pages being set aside until the initial data is out.  Either way
+ * dirty_bytes restarts from zero, and the next VFIO_MIG_GET_PRECOPY_INFO
  * reports VFIO_PRECOPY_INFO_REINIT.
  */
+static void vme_save_reinit_locked(struct vme_migration_file *migf)
+{
+	struct vme_device *vme = migf->vme;
+	unsigned long nr = vme->nr_pages;
+
+	lockdep_assert_held(&migf->lock);
+	lockdep_assert_held(&vme->dev_lock);
+	if (migf->reinit_policy == VFIO_MIG_EMU_REINIT_DISCARD) {
+		bitmap_andnot(migf->tmp_map, vme->dirty, migf->init_map, nr);
+		bitmap_or(migf->defer_map, migf->defer_map, migf->tmp_map, nr);
+		bitmap_and(vme->dirty, vme->dirty, migf->init_map, nr);
+		migf->deferred = !bitmap_empty(migf->defer_map, nr);
+	} else {
+		bitmap_copy(migf->init_map, vme->dirty, nr);
+	}
+	migf->initial_res = vme->nr_res;
+	migf->initial_total = migf->read_bytes +
+			      (migf->buf_len - migf->buf_pos) +
+			      vme_save_pending_fixed_locked(migf) +
+			      (u64)(vme->nr_res - migf->res_sent) *
+			      migf->res_rec +
+			      vme_mem_stream_bytes(migf->init_map, nr);
+	migf->reinit_report = true;
+}
+
 static void vme_save_sync_locked(struct vme_migration_file *migf)
 {
 	struct vme_device *vme = migf->vme;
 
 	lockdep_assert_held(&migf->lock);
 	lockdep_assert_held(&vme->dev_lock);
-	if (!vme->res_changed)
-		return;
-	vme->res_changed = false;
-	if (!migf->v2 || migf->stop_copy || migf->phase > VME_SAVE_MEM)
-		return;
-
-	bitmap_copy(migf->init_map, vme->dirty, vme->nr_pages);
-	migf->initial_res = vme->nr_res;
-	migf->initial_total = migf->read_bytes +
-			      (migf->buf_len - migf->buf_pos) +
-			      vme_save_pending_fixed_locked(migf) +
-			      (u64)(vme->nr_res - migf->res_sent) *
-			      (VME_REC_SIZE + VME_RES_SIZE) +
-			      vme_mem_stream_bytes(migf->init_map,
-						   vme->nr_pages);
-	migf->reinit_report = true;
+	if (vme->res_changed) {
+		vme->res_changed = false;
+		if (migf->v2 && !migf->stop_copy &&
+		    migf->phase <= VME_SAVE_MEM)
+			vme_save_reinit_locked(migf);
+	}
+	/* Pages set aside are dirty again once the initial data is out. */
+	if (migf->deferred &&
+	    (migf->stop_copy || (migf->res_sent >= migf->initial_res &&
+				 bitmap_empty(migf->init_map, vme->nr_pages)))) {
+		bitmap_or(vme->dirty, vme->dirty, migf->defer_map,
+			  vme->nr_pages);
+		bitmap_zero(migf->defer_map, vme->nr_pages);
+		migf->deferred = false;
+	}
 }
 
 /* MEM record bytes still to come: initial pages, then the other dirty. */
 static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
-				     bool initial, bool others)
+				     bool initial, bool others, bool deferred)
 {
 	struct vme_device *vme = migf->vme;
 	u64 bytes = 0;
@@ -247,11 +284,33 @@ static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
 	if (initial)
 		bytes += vme_mem_stream_bytes(migf->init_map, vme->nr_pages);
 	if (others) {
-		bitmap_andnot(migf->tmp_map, vme->dirty, migf->init_map,
+		bitmap_copy(migf->tmp_map, vme->dirty, vme->nr_pages);
+		/* DISCARD's pages set aside: sent later, counted here only. */
+		if (deferred && migf->deferred)
+			bitmap_or(migf->tmp_map, migf->tmp_map, migf->defer_map,
+				  vme->nr_pages);
+		bitmap_andnot(migf->tmp_map, migf->tmp_map, migf->init_map,
 			      vme->nr_pages);
 		bytes += vme_mem_stream_bytes(migf->tmp_map, vme->nr_pages);
 	}
 	return bytes;
+}
+
+/* PRECOPY_INFO's figures; initial data are the bytes before initial_total. */
+static void vme_save_figures_locked(struct vme_migration_file *migf,
+				    __u64 *initial, __u64 *dirty)
+{
+	u64 staged_end, initial_end;
+
+	lockdep_assert_held(&migf->lock);
+	lockdep_assert_held(&migf->vme->dev_lock);
+	vme_save_sync_locked(migf);
+	initial_end = migf->initial_total;
+	*initial = initial_end - min(migf->read_bytes, initial_end);
+	staged_end = migf->read_bytes + migf->buf_len - migf->buf_pos;
+	*dirty = staged_end - max(migf->read_bytes,
+				  min(staged_end, initial_end));
+	*dirty += vme_save_mem_bytes_locked(migf, false, true, false);
 }
 
 /*
@@ -294,10 +353,14 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 			    (id < migf->initial_res || migf->stop_copy)) {
 				memcpy(payload, &vme->res[id], VME_RES_SIZE);
 				mutex_unlock(&vme->dev_lock);
+				vme_resource_context(le64_to_cpu(((struct vfio_mig_emu_resource *)payload)->cookie),
+						     payload + VME_RES_SIZE,
+						     migf->res_ctx);
 				migf->res_sent++;
 				vme_stage_record_locked(migf,
 							VFIO_MIG_EMU_REC_RESOURCE,
-							VME_RES_SIZE, 0);
+							VME_RES_SIZE +
+							migf->res_ctx, 0);
 				return true;
 			}
 			if (migf->phase == VME_SAVE_RESOURCES) {
@@ -353,12 +416,50 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 	}
 }
 
+/*
+ * A FAIL_TO_ERROR fault fired in a data file: with migf->lock dropped,
+ * send the device to ERROR, then drop the reference taken under the lock.
+ */
+static void vme_migf_error_put(struct vme_device *vme, int err)
+{
+	if (!vme)
+		return;
+	vme_fault_to_error(vme, err);
+	vfio_put_device(&vme->vdev);
+}
+
+/*
+ * Ask the faults of @site.  Returns the effect for the caller, or 0; for
+ * FAIL and FAIL_TO_ERROR *@ret is the errno, and for FAIL_TO_ERROR
+ * *@err_vme a referenced device for vme_migf_error_put().
+ */
+static u32 vme_migf_fault_locked(struct vme_migration_file *migf, u32 site,
+				 ssize_t *ret, struct vme_device **err_vme)
+{
+	struct vme_fault_act act;
+
+	lockdep_assert_held(&migf->lock);
+	switch (vme_fault_check(migf->vme, site, 0, 0, &act)) {
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		*err_vme = migf->vme;
+		get_device(&migf->vme->vdev.device);
+		fallthrough;
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+		*ret = act.err;
+		break;
+	}
+	return act.effect;
+}
+
 static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 			     size_t len, loff_t *pos)
 {
 	struct vme_migration_file *migf = filp->private_data;
+	struct vme_device *err_vme = NULL;
 	size_t done = 0, chunk;
 	ssize_t ret = 0;
+	u32 effect;
+	u8 b;
 
 	if (pos)
 		return -ESPIPE;
@@ -367,6 +468,16 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 	if (migf->disabled) {
 		ret = -ENODEV;
 		goto out_unlock;
+	}
+	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_READ, &ret,
+				       &err_vme);
+	switch (effect) {
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		goto out_unlock;
+	case VFIO_MIG_EMU_EFFECT_SHORT_IO:
+		len = len > 1 ? len / 2 : len;
+		break;
 	}
 
 	while (done < len) {
@@ -387,11 +498,18 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 		migf->read_bytes += chunk;
 		done += chunk;
 	}
-	if (done)
+	if (done) {
 		ret = done;
+		vme_count(migf->vme, VFIO_MIG_EMU_CNT_BYTES_SAVED, done);
+	}
+	/* CORRUPT: flip the middle byte of what the reader got. */
+	if (done && effect == VFIO_MIG_EMU_EFFECT_CORRUPT &&
+	    !get_user(b, (u8 __user *)ubuf + done / 2))
+		put_user(b ^ 0xff, (u8 __user *)ubuf + done / 2);
 
 out_unlock:
 	mutex_unlock(&migf->lock);
+	vme_migf_error_put(err_vme, ret);
 	return ret;
 }
 
@@ -428,9 +546,10 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 {
 	struct vme_migration_file *migf = filp->private_data;
 	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vme_device *vme, *err_vme = NULL;
 	struct vfio_precopy_info info;
-	u64 staged_end, initial_end;
-	struct vme_device *vme;
+	ssize_t ret = 0;
+	u32 effect;
 
 	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
 		return -ENOTTY;
@@ -447,26 +566,52 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 		return -EINVAL;
 	}
 	vme = migf->vme;
+	vme_count(vme, VFIO_MIG_EMU_CNT_PRECOPY_QUERIES, 1);
+	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_PRECOPY_INFO,
+				       &ret, &err_vme);
+	if (effect == VFIO_MIG_EMU_EFFECT_FAIL ||
+	    effect == VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR) {
+		mutex_unlock(&migf->lock);
+		vme_migf_error_put(err_vme, ret);
+		return ret;
+	}
 
 	mutex_lock(&vme->dev_lock);
-	vme_save_sync_locked(migf);
-	/* Initial data are the stream bytes before initial_total. */
-	initial_end = migf->initial_total;
-	info.initial_bytes = initial_end - min(migf->read_bytes, initial_end);
-	staged_end = migf->read_bytes + migf->buf_len - migf->buf_pos;
-	info.dirty_bytes = staged_end - max(migf->read_bytes,
-					    min(staged_end, initial_end));
-	info.dirty_bytes += vme_save_mem_bytes_locked(migf, false, true);
+	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
 	mutex_unlock(&vme->dev_lock);
 	if (migf->v2) {
 		/* v2: flags is an output. */
 		info.flags = migf->reinit_report ? VFIO_PRECOPY_INFO_REINIT : 0;
 		migf->reinit_report = false;
 	}
+	if (effect == VFIO_MIG_EMU_EFFECT_GARBAGE_SIZE) {
+		/* Sizes no device could have; consumers must survive them. */
+		info.initial_bytes = U64_MAX;
+		info.dirty_bytes = U64_MAX;
+	}
+	trace_vme_precopy_query(vme->uuid, info.initial_bytes,
+				info.dirty_bytes, info.flags);
 	mutex_unlock(&migf->lock);
 
 	/* Without the v2 opt-in flags is echoed back as passed in. */
 	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+/* DEV_GET's view of a precopy session: EINVAL outside PRE_COPY(_P2P). */
+int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
+			     u64 *dirty)
+{
+	int ret = -EINVAL;
+
+	mutex_lock(&migf->lock);
+	if (!migf->disabled && !migf->stop_copy) {
+		mutex_lock(&migf->vme->dev_lock);
+		vme_save_figures_locked(migf, initial, dirty);
+		mutex_unlock(&migf->vme->dev_lock);
+		ret = 0;
+	}
+	mutex_unlock(&migf->lock);
+	return ret;
 }
 
 static const struct file_operations vme_save_fops = {
@@ -493,6 +638,9 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 	/* Not visible to anyone yet: no need for migf->lock. */
 	migf->stop_copy = stop_copy;
 	migf->v2 = vme->precopy_v2 || vme_core_precopy_v2(&vme->vdev);
+	migf->reinit_policy = vme->knobs.reinit_policy;
+	migf->res_ctx = vme->knobs.resource_bytes;
+	migf->res_rec = vme_resource_record_bytes(migf->res_ctx);
 	mutex_lock(&vme->dev_lock);
 	vme->res_changed = false;
 	vme_dirty_start_locked(vme);
@@ -500,8 +648,7 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 	vme->saving_migf = migf;
 	mutex_unlock(&vme->dev_lock);
 	migf->initial_total = VME_HDR_SIZE + VME_REC_SIZE + VME_CONFIG_SIZE +
-			      (u64)migf->initial_res * (VME_REC_SIZE +
-							VME_RES_SIZE);
+			      (u64)migf->initial_res * migf->res_rec;
 	return migf;
 }
 
@@ -538,9 +685,8 @@ u64 vme_save_remaining(struct vme_migration_file *migf)
 		fallthrough;
 	case VME_SAVE_RESOURCES:
 	case VME_SAVE_MEM:
-		rem += (u64)(vme->nr_res - migf->res_sent) *
-		       (VME_REC_SIZE + VME_RES_SIZE);
-		rem += vme_save_mem_bytes_locked(migf, true, true);
+		rem += (u64)(vme->nr_res - migf->res_sent) * migf->res_rec;
+		rem += vme_save_mem_bytes_locked(migf, true, true, true);
 		rem += VME_FINAL_BYTES;
 		break;
 	case VME_SAVE_FINAL_CONFIG:
@@ -561,16 +707,23 @@ u64 vme_save_remaining(struct vme_migration_file *migf)
 }
 
 /* Size of a whole stop-copy stream of the current state. */
+u64 vme_stop_copy_bytes_dev_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	return VME_HDR_SIZE + VME_REC_SIZE + VME_CONFIG_SIZE +
+	       (u64)vme->nr_res *
+	       vme_resource_record_bytes(vme->knobs.resource_bytes) +
+	       vme_mem_stream_bytes(vme->present, vme->nr_pages) +
+	       VME_FINAL_BYTES;
+}
+
 u64 vme_stop_copy_bytes_locked(struct vme_device *vme)
 {
 	u64 bytes;
 
 	lockdep_assert_held(&vme->state_mutex);
 	mutex_lock(&vme->dev_lock);
-	bytes = VME_HDR_SIZE + VME_REC_SIZE + VME_CONFIG_SIZE +
-		(u64)vme->nr_res * (VME_REC_SIZE + VME_RES_SIZE) +
-		vme_mem_stream_bytes(vme->present, vme->nr_pages) +
-		VME_FINAL_BYTES;
+	bytes = vme_stop_copy_bytes_dev_locked(vme);
 	mutex_unlock(&vme->dev_lock);
 	return bytes;
 }
@@ -599,8 +752,11 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf)
 {
 	struct vfio_mig_emu_record *rec = (void *)migf->buf;
 	void *payload = migf->buf + VME_REC_SIZE;
+	const struct vfio_mig_emu_resource *res = payload;
+	u32 len = le32_to_cpu(rec->length);
 	struct vme_device *vme = migf->vme;
 	const char *why = NULL;
+	u64 cost_ns = 0;
 	int ret;
 
 	lockdep_assert_held(&migf->lock);
@@ -621,7 +777,17 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf)
 					  le32_to_cpu(rec->length), &why);
 		break;
 	case VFIO_MIG_EMU_REC_RESOURCE:
-		ret = vme_load_resource_locked(vme, payload, &why);
+		if (!vme_resource_context_ok(le64_to_cpu(res->cookie),
+					     payload + VME_RES_SIZE,
+					     len - VME_RES_SIZE)) {
+			why = "RESOURCE context does not match its cookie";
+			ret = -EINVAL;
+			break;
+		}
+		ret = vme_load_resource_locked(vme, res, &why);
+		/* The destination's cost of loading critical data. */
+		cost_ns = (u64)vme->knobs.load_us_per_resource * NSEC_PER_USEC +
+			  (u64)vme->knobs.load_ns_per_kib * len / 1024;
 		break;
 	case VFIO_MIG_EMU_REC_END:
 		if (vme_digest_locked(vme) != (u32)le64_to_cpu(rec->arg)) {
@@ -637,6 +803,7 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf)
 	mutex_unlock(&vme->dev_lock);
 	if (ret)
 		return vme_resume_fail_locked(migf, why, ret);
+	vme_sleep_us(DIV_ROUND_UP_ULL(cost_ns, NSEC_PER_USEC));
 
 	migf->seq++;
 	migf->buf_len = 0;
@@ -693,8 +860,10 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 				size_t len, loff_t *pos)
 {
 	struct vme_migration_file *migf = filp->private_data;
+	struct vme_device *err_vme = NULL;
 	size_t done = 0, chunk;
 	ssize_t ret = 0;
+	u32 effect;
 
 	if (pos)
 		return -ESPIPE;
@@ -707,6 +876,16 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 	if (migf->broken) {
 		ret = -EINVAL;
 		goto out_unlock;
+	}
+	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_WRITE, &ret,
+				       &err_vme);
+	switch (effect) {
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		goto out_unlock;
+	case VFIO_MIG_EMU_EFFECT_SHORT_IO:
+		len = len > 1 ? len / 2 : len;
+		break;
 	}
 
 	while (done < len) {
@@ -722,6 +901,9 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 			ret = done ? done : -EFAULT;
 			goto out_unlock;
 		}
+		/* CORRUPT: flip a byte of the first chunk before parsing. */
+		if (effect == VFIO_MIG_EMU_EFFECT_CORRUPT && !done)
+			migf->buf[migf->buf_len + chunk / 2] ^= 0xff;
 		migf->buf_len += chunk;
 		done += chunk;
 		if (migf->buf_len == migf->buf_pos) {
@@ -733,7 +915,10 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 	ret = done;
 
 out_unlock:
+	if (ret > 0 && migf->vme)
+		vme_count(migf->vme, VFIO_MIG_EMU_CNT_BYTES_LOADED, ret);
 	mutex_unlock(&migf->lock);
+	vme_migf_error_put(err_vme, ret);
 	return ret;
 }
 

@@ -10,6 +10,8 @@
  */
 #include <linux/bitmap.h>
 #include <linux/crc32c.h>
+#include <linux/ktime.h>
+#include <linux/math64.h>
 #include <linux/log2.h>
 #include <linux/pci_regs.h>
 #include <linux/slab.h>
@@ -331,6 +333,7 @@ static int vme_res_reserve_locked(struct vme_device *vme, u32 nr)
 static int vme_reconfig_locked(struct vme_device *vme, u32 nr)
 {
 	struct vfio_mig_emu_resource *res;
+	u32 added = nr;
 	int ret;
 	u64 z;
 
@@ -355,6 +358,164 @@ static int vme_reconfig_locked(struct vme_device *vme, u32 nr)
 		vme->res_changed = true;
 		vme_migf_wake(vme->saving_migf);
 	}
+	vme_event_critical(vme, vme->nr_res, (u64)added *
+			   vme_resource_record_bytes(vme->knobs.resource_bytes));
+	return 0;
+}
+
+/* Stream bytes of one RESOURCE record carrying @resource_bytes context. */
+u64 vme_resource_record_bytes(u32 resource_bytes)
+{
+	return VME_REC_SIZE + VME_RES_SIZE + resource_bytes;
+}
+
+/*
+ * A resource's context bytes (stream minor 1): the splitmix64 sequence
+ * seeded with its cookie, 8 little-endian bytes per draw, truncated.
+ */
+static u64 vme_ctx_next(u64 *state)
+{
+	u64 z;
+
+	*state += 0x9e3779b97f4a7c15ULL;
+	z = *state;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+void vme_resource_context(u64 cookie, u8 *buf, u32 len)
+{
+	u64 state = cookie;
+	__le64 z;
+	u32 done;
+
+	for (done = 0; done < len; done += sizeof(z)) {
+		z = cpu_to_le64(vme_ctx_next(&state));
+		memcpy(buf + done, &z, min_t(u32, sizeof(z), len - done));
+	}
+}
+
+bool vme_resource_context_ok(u64 cookie, const u8 *buf, u32 len)
+{
+	u64 state = cookie;
+	__le64 z;
+	u32 done;
+
+	for (done = 0; done < len; done += sizeof(z)) {
+		z = cpu_to_le64(vme_ctx_next(&state));
+		if (memcmp(buf + done, &z, min_t(u32, sizeof(z), len - done)))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The workload, from the BAR0 doorbells and from netlink WORKLOAD: dirty
+ * @count pages or add @count resources.  Like any device change it is
+ * refused (EBUSY) where the device must not change.
+ */
+int vme_workload_locked(struct vme_device *vme, u32 action, u32 count)
+{
+	lockdep_assert_held(&vme->dev_lock);
+	if (!vme_state_writable(vme->mig_state))
+		return -EBUSY;
+	switch (action) {
+	case VFIO_MIG_EMU_WORKLOAD_DIRTY:
+		return vme_workload_run_locked(vme, count);
+	case VFIO_MIG_EMU_WORKLOAD_RECONFIG:
+		return vme_reconfig_locked(vme, count);
+	}
+	return -EINVAL;
+}
+
+/* ---- background dirtying (DIRTY_RATE knob) ---------------------------- */
+
+#define VME_DIRTY_TICK_NS	(10 * NSEC_PER_MSEC)
+
+static bool vme_dirty_state(enum vfio_device_mig_state state)
+{
+	return state == VFIO_DEVICE_STATE_RUNNING ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY;
+}
+
+/*
+ * Start or stop the background workload after the state, the open state
+ * or the rate changed.  Stopping is lazy (the work also checks under
+ * dev_lock); close and release cancel it synchronously.
+ */
+void vme_dirty_work_update_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	if (vme->opened && vme->knobs.dirty_rate &&
+	    vme_dirty_state(vme->mig_state))
+		queue_delayed_work(system_wq, &vme->dirty_work,
+				   nsecs_to_jiffies(VME_DIRTY_TICK_NS));
+	else
+		cancel_delayed_work(&vme->dirty_work);
+}
+
+void vme_dirty_work_fn(struct work_struct *work)
+{
+	struct vme_device *vme = container_of(to_delayed_work(work),
+					      struct vme_device, dirty_work);
+	u64 now = ktime_get_ns(), elapsed, acc, steps;
+	bool again;
+	u32 rate;
+
+	/* After a pause, count one tick rather than the whole gap. */
+	elapsed = now - vme->dirty_last_ns;
+	if (!vme->dirty_last_ns || elapsed > 2 * VME_DIRTY_TICK_NS)
+		elapsed = VME_DIRTY_TICK_NS;
+	vme->dirty_last_ns = now;
+
+	mutex_lock(&vme->dev_lock);
+	rate = vme->knobs.dirty_rate;
+	again = rate && vme_dirty_state(vme->mig_state);
+	if (again) {
+		acc = vme->dirty_carry + (u64)rate * elapsed;
+		steps = div64_u64_rem(acc, NSEC_PER_SEC, &vme->dirty_carry);
+		/* Errors (no memory) just skip a tick. */
+		vme_workload_run_locked(vme, min_t(u64, steps,
+						   VME_MAX_DIRTY_STEPS));
+	}
+	mutex_unlock(&vme->dev_lock);
+	if (again && READ_ONCE(vme->opened))
+		queue_delayed_work(system_wq, &vme->dirty_work,
+				   nsecs_to_jiffies(VME_DIRTY_TICK_NS));
+}
+
+/*
+ * MEM_SIZE knob: the device is not open (no session, no fd), state_mutex
+ * held.  The memory is freed and the device reset with the new size.
+ */
+int vme_device_resize_locked(struct vme_device *vme, u64 mem_size)
+{
+	unsigned long nr_pages = mem_size / VME_PAGE_SIZE;
+	unsigned long *present, *dirty;
+
+	lockdep_assert_held(&vme->state_mutex);
+	present = bitmap_zalloc(nr_pages, GFP_KERNEL_ACCOUNT);
+	dirty = bitmap_zalloc(nr_pages, GFP_KERNEL_ACCOUNT);
+	if (!present || !dirty) {
+		bitmap_free(present);
+		bitmap_free(dirty);
+		return -ENOMEM;
+	}
+
+	mutex_lock(&vme->dev_lock);
+	vme_free_pages_locked(vme);
+	swap(vme->present, present);
+	swap(vme->dirty, dirty);
+	vme->mem_size = mem_size;
+	vme->nr_pages = nr_pages;
+	vme->bar2_size = roundup_pow_of_two(mem_size);
+	vme_config_wmask_init(vme);
+	vme_device_reset_locked(vme);
+	mutex_unlock(&vme->dev_lock);
+
+	bitmap_free(present);
+	bitmap_free(dirty);
 	return 0;
 }
 
@@ -527,8 +688,8 @@ static int vme_reg_write_locked(struct vme_device *vme, u32 off, u32 val)
 		return 0;
 	}
 	if (off == VFIO_MIG_EMU_REG_DIRTY_DOORBELL)
-		return vme_workload_run_locked(vme, val);
-	return vme_reconfig_locked(vme, val);
+		return vme_workload_locked(vme, VFIO_MIG_EMU_WORKLOAD_DIRTY, val);
+	return vme_workload_locked(vme, VFIO_MIG_EMU_WORKLOAD_RECONFIG, val);
 }
 
 static ssize_t vme_config_rw(struct vme_device *vme, char __user *ubuf,

@@ -23,14 +23,43 @@ static void vme_disable_files_locked(struct vme_device *vme)
 		mutex_unlock(&vme->dev_lock);
 		vme_migf_disable(migf);
 		fput(vme_migf_file(migf));
+		vme_event_session(vme, VFIO_MIG_EMU_SESSION_SAVING, false);
 	}
 
 	migf = vme->resuming_migf;
 	if (migf) {
-		vme->resuming_migf = NULL;
+		WRITE_ONCE(vme->resuming_migf, NULL);
 		vme_migf_disable(migf);
 		fput(vme_migf_file(migf));
+		vme_event_session(vme, VFIO_MIG_EMU_SESSION_RESUMING, false);
 	}
+}
+
+/* Sessions end and the device goes to ERROR (content kept). */
+void vme_error_locked(struct vme_device *vme)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	vme_disable_files_locked(vme);
+	vme_set_mig_state_locked(vme, VFIO_DEVICE_STATE_ERROR);
+	vme_dirty_work_update_locked(vme);
+}
+
+/*
+ * A FAIL_TO_ERROR fault fired outside SET MIG_DEVICE_STATE: the caller
+ * holds no lock of the device, and a reference on it.
+ */
+void vme_fault_to_error(struct vme_device *vme, int err)
+{
+	u32 from;
+
+	mutex_lock(&vme->state_mutex);
+	from = vme->mig_state;
+	if (from != VFIO_DEVICE_STATE_ERROR) {
+		vme_error_locked(vme);
+		vme_event_state(vme, from, VFIO_DEVICE_STATE_ERROR, err,
+				VFIO_DEVICE_STATE_ERROR);
+	}
+	vme_state_mutex_unlock(vme);
 }
 
 /* Reset: sessions end, the device returns to power-on state, RUNNING. */
@@ -54,9 +83,14 @@ void vme_state_mutex_unlock(struct vme_device *vme)
 again:
 	spin_lock(&vme->reset_lock);
 	if (vme->deferred_reset) {
+		u32 from = vme->mig_state;
+
 		vme->deferred_reset = false;
 		spin_unlock(&vme->reset_lock);
 		vme_reset_locked(vme);
+		vme_count(vme, VFIO_MIG_EMU_CNT_RESETS, 1);
+		vme_event_reset(vme, from);
+		vme_dirty_work_update_locked(vme);
 		goto again;
 	}
 	mutex_unlock(&vme->state_mutex);
@@ -68,13 +102,24 @@ again:
  * and run by whoever releases state_mutex next; taking the mutex here
  * makes sure that has happened before the ioctl returns.
  */
-void vme_reset(struct vme_device *vme)
+int vme_reset(struct vme_device *vme)
 {
+	struct vme_fault_act act;
+
+	switch (vme_fault_check(vme, VFIO_MIG_EMU_SITE_RESET, 0, 0, &act)) {
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+		return act.err;
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		vme_fault_to_error(vme, act.err);
+		return act.err;
+	}
+
 	spin_lock(&vme->reset_lock);
 	vme->deferred_reset = true;
 	spin_unlock(&vme->reset_lock);
 	mutex_lock(&vme->state_mutex);
 	vme_state_mutex_unlock(vme);
+	return 0;
 }
 
 /* open_device: a freshly opened device is reset and RUNNING. */
@@ -82,14 +127,21 @@ void vme_open_locked(struct vme_device *vme)
 {
 	lockdep_assert_held(&vme->state_mutex);
 	vme_reset_locked(vme);
+	WRITE_ONCE(vme->opened, true);
+	vme_dirty_work_update_locked(vme);
 }
 
-/* close_device: every session ends; nothing may touch the device after. */
+/*
+ * close_device: every session ends; nothing may touch the device after.
+ * The background workload takes dev_lock only, so it is cancelled here.
+ */
 void vme_close(struct vme_device *vme)
 {
 	mutex_lock(&vme->state_mutex);
 	vme_disable_files_locked(vme);
 	vme->precopy_v2 = false;
+	WRITE_ONCE(vme->opened, false);
+	cancel_delayed_work_sync(&vme->dirty_work);
 	vme_state_mutex_unlock(vme);
 }
 
@@ -106,6 +158,7 @@ static struct file *vme_start_saving_locked(struct vme_device *vme,
 	filp = vme_migf_file(migf);
 	/* One reference for the device (dropped on disable), one for the fd. */
 	get_file(filp);
+	vme_event_session(vme, VFIO_MIG_EMU_SESSION_SAVING, true);
 	return filp;
 }
 
@@ -244,7 +297,8 @@ static struct file *vme_step_state_locked(struct vme_device *vme,
 			return ERR_CAST(migf);
 		filp = vme_migf_file(migf);
 		get_file(filp);
-		vme->resuming_migf = migf;
+		WRITE_ONCE(vme->resuming_migf, migf);
+		vme_event_session(vme, VFIO_MIG_EMU_SESSION_RESUMING, true);
 		return filp;
 	}
 
@@ -258,31 +312,59 @@ static struct file *vme_step_state_locked(struct vme_device *vme,
 	return ERR_PTR(-EINVAL);
 }
 
+/*
+ * One arc as SET MIG_DEVICE_STATE attempts it: the arc's delay knob, the
+ * SET_STATE faults for it, then the step itself.
+ */
+static struct file *vme_arc_locked(struct vme_device *vme,
+				   enum vfio_device_mig_state cur,
+				   enum vfio_device_mig_state next)
+{
+	struct vme_fault_act act;
+
+	lockdep_assert_held(&vme->state_mutex);
+	vme_sleep_us(vme->knobs.arc_delay_us[cur][next]);
+	switch (vme_fault_check(vme, VFIO_MIG_EMU_SITE_SET_STATE, cur, next,
+				&act)) {
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+		return ERR_PTR(act.err);
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		vme_error_locked(vme);
+		return ERR_PTR(act.err);
+	}
+	return vme_step_state_locked(vme, next);
+}
+
 static struct file *vme_set_state(struct vfio_device *vdev,
 				  enum vfio_device_mig_state new_state)
 {
 	struct vme_device *vme = to_vme(vdev);
-	enum vfio_device_mig_state next;
+	enum vfio_device_mig_state cur, next;
 	struct file *res = NULL;
 	int ret;
 
 	mutex_lock(&vme->state_mutex);
 	while (vme->mig_state != new_state) {
+		cur = vme->mig_state;
 		/* Only VFIO_DEVICE_RESET leaves ERROR. */
-		if (vme->mig_state == VFIO_DEVICE_STATE_ERROR) {
+		if (cur == VFIO_DEVICE_STATE_ERROR) {
 			res = ERR_PTR(-EINVAL);
 			break;
 		}
-		ret = vfio_mig_get_next_state(vdev, vme->mig_state, new_state,
-					      &next);
+		ret = vfio_mig_get_next_state(vdev, cur, new_state, &next);
 		if (ret) {
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = vme_step_state_locked(vme, next);
-		if (IS_ERR(res))
+		res = vme_arc_locked(vme, cur, next);
+		if (IS_ERR(res)) {
+			vme_event_state(vme, cur, next, PTR_ERR(res),
+					vme->mig_state);
 			break;
+		}
 		vme_set_mig_state_locked(vme, next);
+		vme_count(vme, VFIO_MIG_EMU_CNT_TRANSITIONS, 1);
+		vme_event_state(vme, cur, next, 0, next);
 		/* Only the last arc of a path may return a file. */
 		if (WARN_ON(res && next != new_state)) {
 			fput(res);
@@ -290,6 +372,9 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 			break;
 		}
 	}
+	if (IS_ERR(res))
+		vme_count(vme, VFIO_MIG_EMU_CNT_TRANSITION_ERRORS, 1);
+	vme_dirty_work_update_locked(vme);
 	vme_state_mutex_unlock(vme);
 	return res;
 }
@@ -309,14 +394,37 @@ static int vme_get_data_size(struct vfio_device *vdev,
 			     unsigned long *stop_copy_length)
 {
 	struct vme_device *vme = to_vme(vdev);
+	struct vme_fault_act act;
+	int ret = 0;
 
 	mutex_lock(&vme->state_mutex);
+	switch (vme_fault_check(vme, VFIO_MIG_EMU_SITE_DATA_SIZE, 0, 0,
+				&act)) {
+	case VFIO_MIG_EMU_EFFECT_FAIL:
+		ret = act.err;
+		goto out_unlock;
+	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
+		ret = act.err;
+		if (vme->mig_state != VFIO_DEVICE_STATE_ERROR) {
+			u32 from = vme->mig_state;
+
+			vme_error_locked(vme);
+			vme_event_state(vme, from, VFIO_DEVICE_STATE_ERROR,
+					ret, VFIO_DEVICE_STATE_ERROR);
+		}
+		goto out_unlock;
+	case VFIO_MIG_EMU_EFFECT_GARBAGE_SIZE:
+		/* A size no device could have; consumers must survive it. */
+		*stop_copy_length = ULONG_MAX;
+		goto out_unlock;
+	}
 	if (vme->saving_migf)
 		*stop_copy_length = vme_save_remaining(vme->saving_migf);
 	else
 		*stop_copy_length = vme_stop_copy_bytes_locked(vme);
+out_unlock:
 	vme_state_mutex_unlock(vme);
-	return 0;
+	return ret;
 }
 
 const struct vfio_migration_ops vme_migration_ops = {

@@ -13,6 +13,7 @@
 #include <linux/sysfs.h>
 #include <linux/uaccess.h>
 #include <linux/vfio.h>
+#include <net/genetlink.h>
 
 #include "vme.h"
 
@@ -20,6 +21,10 @@ atomic_t vme_live_devices = ATOMIC_INIT(0);
 atomic_t vme_live_files = ATOMIC_INIT(0);
 atomic_t vme_live_buffers = ATOMIC_INIT(0);
 atomic_t vme_live_pages = ATOMIC_INIT(0);
+
+/* vme_devices_lock protects vme_devices: the registered instances. */
+DEFINE_MUTEX(vme_devices_lock);
+LIST_HEAD(vme_devices);
 
 /* Instances of all types together. */
 #define VME_MAX_INSTANCES	64
@@ -90,6 +95,12 @@ static int vme_init_dev(struct vfio_device *vdev)
 
 	mutex_init(&vme->state_mutex);
 	spin_lock_init(&vme->reset_lock);
+	mutex_init(&vme->event_lock);
+	vme_faults_init(vme);
+	INIT_DELAYED_WORK(&vme->dirty_work, vme_dirty_work_fn);
+	INIT_LIST_HEAD(&vme->node);
+	snprintf(vme->uuid, sizeof(vme->uuid), "%pUl", &mdev->uuid);
+	vme->knobs.reinit_policy = VFIO_MIG_EMU_REINIT_FOLD;
 	vme->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	vdev->migration_flags = type->migration_flags;
 	vdev->mig_ops = &vme_migration_ops;
@@ -101,7 +112,10 @@ static void vme_release_dev(struct vfio_device *vdev)
 {
 	struct vme_device *vme = to_vme(vdev);
 
+	cancel_delayed_work_sync(&vme->dirty_work);
+	vme_faults_fini(vme);
 	vme_device_fini(vme);
+	mutex_destroy(&vme->event_lock);
 	mutex_destroy(&vme->state_mutex);
 	atomic_dec(&vme_live_devices);
 }
@@ -109,7 +123,10 @@ static void vme_release_dev(struct vfio_device *vdev)
 static int vme_open_device(struct vfio_device *vdev)
 {
 	struct vme_device *vme = to_vme(vdev);
+	struct vme_fault_act act;
 
+	if (vme_fault_check(vme, VFIO_MIG_EMU_SITE_OPEN, 0, 0, &act))
+		return act.err;
 	mutex_lock(&vme->state_mutex);
 	vme_open_locked(vme);
 	vme_state_mutex_unlock(vme);
@@ -219,8 +236,7 @@ static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	case VFIO_DEVICE_SET_IRQS:
 		return -EINVAL;
 	case VFIO_DEVICE_RESET:
-		vme_reset(vme);
-		return 0;
+		return vme_reset(vme);
 	}
 	return -ENOTTY;
 }
@@ -291,6 +307,9 @@ static int vme_probe(struct mdev_device *mdev)
 	if (ret)
 		goto err_put_vdev;
 	dev_set_drvdata(&mdev->dev, vme);
+	mutex_lock(&vme_devices_lock);
+	list_add_tail(&vme->node, &vme_devices);
+	mutex_unlock(&vme_devices_lock);
 	return 0;
 
 err_put_vdev:
@@ -302,6 +321,10 @@ static void vme_remove(struct mdev_device *mdev)
 {
 	struct vme_device *vme = dev_get_drvdata(&mdev->dev);
 
+	/* Netlink finds it no more; a command running holds a reference. */
+	mutex_lock(&vme_devices_lock);
+	list_del_init(&vme->node);
+	mutex_unlock(&vme_devices_lock);
 	vfio_unregister_group_dev(&vme->vdev);
 	vfio_put_device(&vme->vdev);
 }
@@ -359,9 +382,13 @@ static int __init vme_init(void)
 {
 	int ret;
 
-	ret = mdev_register_driver(&vme_mdev_driver);
+	ret = vme_netlink_init();
 	if (ret)
 		return ret;
+
+	ret = mdev_register_driver(&vme_mdev_driver);
+	if (ret)
+		goto err_netlink;
 
 	vme_parent.class = class_create(VFIO_MIG_EMU_NAME);
 	if (IS_ERR(vme_parent.class)) {
@@ -391,11 +418,15 @@ err_put_dev:
 	class_destroy(vme_parent.class);
 err_unregister_driver:
 	mdev_unregister_driver(&vme_mdev_driver);
+err_netlink:
+	vme_netlink_exit();
 	return ret;
 }
 
 static void __exit vme_exit(void)
 {
+	/* First: no netlink command may run while instances go away. */
+	vme_netlink_exit();
 	mdev_unregister_parent(&vme_parent.parent);
 	device_unregister(&vme_parent.dev);
 	class_destroy(vme_parent.class);
@@ -406,4 +437,5 @@ module_init(vme_init);
 module_exit(vme_exit);
 
 MODULE_LICENSE("GPL");
+MODULE_ALIAS_GENL_FAMILY(VFIO_MIG_EMU_NAME);
 MODULE_DESCRIPTION("Emulated migratable vfio-pci device for migration uAPI testing");

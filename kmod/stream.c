@@ -122,7 +122,12 @@ int vme_record_check(const struct vfio_mig_emu_record *rec, u32 seq,
 		want = VME_REGS_SIZE;
 		break;
 	case VFIO_MIG_EMU_REC_RESOURCE:
-		want = VME_RES_SIZE;
+		/* Minor 1: context bytes may follow the resource. */
+		if (length < VME_RES_SIZE || length > VME_MAX_PAYLOAD) {
+			*why = "bad RESOURCE record length";
+			return -EINVAL;
+		}
+		want = length;
 		break;
 	case VFIO_MIG_EMU_REC_END:
 		if (length) {

@@ -8,8 +8,15 @@
  *   fsm.c     vfio_migration_ops: the migration state machine and reset
  *   data.c    migration data files (saving and resuming)
  *   stream.c  the migration stream codec
+ *   netlink.c the generic netlink control plane: commands and events
+ *   fault.c   fault injection
  *
- * Lock order: state_mutex -> vme_migration_file.lock -> dev_lock.
+ * Lock order:
+ *   vme_devices_lock -> state_mutex -> vme_migration_file.lock -> dev_lock
+ *	-> fault_lock -> event_lock
+ * reset_lock (a spinlock) nests inside any of them and nothing is taken
+ * under it.  Events are sent with event_lock held (GFP_KERNEL: every
+ * caller may sleep) so that their sequence numbers go out in order.
  */
 #ifndef VME_H
 #define VME_H
@@ -18,7 +25,9 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uuid.h>
 #include <linux/vfio.h>
+#include <linux/workqueue.h>
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
@@ -51,13 +60,63 @@ extern atomic_t vme_live_pages;
 
 struct vme_migration_file;
 
+/* States 0 (ERROR) .. PRE_COPY_P2P: the arc delay table's dimensions. */
+#define VME_NR_STATES		(VFIO_DEVICE_STATE_PRE_COPY_P2P + 1)
+
+/*
+ * Per-device knobs, see the uAPI header for meaning and limits.  Written
+ * under state_mutex (by KNOBS_SET); readers without it use READ_ONCE().
+ */
+struct vme_knobs {
+	u32 arc_delay_us[VME_NR_STATES][VME_NR_STATES];	/* [from][to] */
+	u32 load_ns_per_kib;
+	u32 load_us_per_resource;
+	u32 resource_bytes;
+	u32 dirty_rate;
+	u32 reinit_policy;
+};
+
+/* An injected fault; every field under vme_device.fault_lock. */
+struct vme_fault {
+	struct list_head node;
+	u32 id;
+	u32 site;
+	u32 from, to;			/* SET_STATE arc filter */
+	u32 trigger;
+	u32 n;
+	u32 ppm;
+	u64 seed;
+	u64 prng;			/* TRIGGER_RANDOM state, from seed */
+	u32 effect;
+	u32 err;
+	u32 delay_us;
+	u64 calls;
+	u64 hits;
+};
+
+/* What a fault that fired asks the caller to do (effect 0: nothing). */
+struct vme_fault_act {
+	u32 effect;
+	int err;			/* negative errno for the FAIL effects */
+};
+
 struct vme_device {
 	struct vfio_device vdev;
 	enum vfio_mig_emu_profile profile;
-	u64 mem_size;			/* BAR2 size, fixed at creation */
+	/*
+	 * mem_size, nr_pages, bar2_size, cfg_wmask and the two bitmaps'
+	 * sizes change only through the MEM_SIZE knob, while the device is
+	 * not open, under state_mutex and dev_lock.
+	 */
+	u64 mem_size;			/* BAR2 size */
 	unsigned long nr_pages;		/* mem_size / VME_PAGE_SIZE */
 	u64 bar2_size;			/* mem_size rounded up to a power of 2 */
-	u8 cfg_wmask[VME_CONFIG_SIZE];	/* writable config bits, constant */
+	u8 cfg_wmask[VME_CONFIG_SIZE];	/* writable config bits */
+
+	/* Constant after probe: the mdev uuid, as text. */
+	char uuid[UUID_STRING_LEN + 1];
+	/* On vme_devices, under vme_devices_lock. */
+	struct list_head node;
 
 	/*
 	 * state_mutex serialises the migration state machine: changes of
@@ -76,6 +135,28 @@ struct vme_device {
 
 	/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in; under state_mutex. */
 	bool precopy_v2;
+	/* The vfio device fd is open; written under state_mutex. */
+	bool opened;
+	/* Knobs; written under state_mutex. */
+	struct vme_knobs knobs;
+
+	/* Counters, enum vfio_mig_emu_counter; atomic, no lock. */
+	atomic64_t counters[VFIO_MIG_EMU_CNT_MAX + 1];
+
+	/* fault_lock protects faults, nr_faults, next_fault_id. */
+	struct mutex fault_lock;
+	struct list_head faults;
+	u32 nr_faults;
+	u32 next_fault_id;
+
+	/* event_lock protects event_seq and orders the events sent. */
+	struct mutex event_lock;
+	u64 event_seq;
+
+	/* Background dirtying at knobs.dirty_rate; fields below: work only. */
+	struct delayed_work dirty_work;
+	u64 dirty_last_ns;
+	u64 dirty_carry;
 
 	/* reset_lock protects deferred_reset. */
 	spinlock_t reset_lock;
@@ -104,7 +185,24 @@ static inline struct vme_device *to_vme(struct vfio_device *vdev)
 	return container_of(vdev, struct vme_device, vdev);
 }
 
+static inline void vme_count(struct vme_device *vme, unsigned int cnt, u64 n)
+{
+	atomic64_add(n, &vme->counters[cnt]);
+}
+
+/* main.c */
+extern struct mutex vme_devices_lock;
+extern struct list_head vme_devices;
+
 /* device.c */
+int vme_workload_locked(struct vme_device *vme, u32 action, u32 count);
+int vme_device_resize_locked(struct vme_device *vme, u64 mem_size);
+void vme_dirty_work_update_locked(struct vme_device *vme);
+void vme_dirty_work_fn(struct work_struct *work);
+u64 vme_resource_record_bytes(u32 resource_bytes);
+void vme_resource_context(u64 cookie, u8 *buf, u32 len);
+bool vme_resource_context_ok(u64 cookie, const u8 *buf, u32 len);
+
 int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 		    u64 mem_size);
 void vme_device_fini(struct vme_device *vme);
@@ -136,7 +234,9 @@ int vme_load_resource_locked(struct vme_device *vme,
 /* fsm.c */
 extern const struct vfio_migration_ops vme_migration_ops;
 void vme_state_mutex_unlock(struct vme_device *vme);
-void vme_reset(struct vme_device *vme);
+int vme_reset(struct vme_device *vme);
+void vme_error_locked(struct vme_device *vme);
+void vme_fault_to_error(struct vme_device *vme, int err);
 void vme_open_locked(struct vme_device *vme);
 void vme_close(struct vme_device *vme);
 
@@ -151,6 +251,29 @@ void vme_migf_disable(struct vme_migration_file *migf);
 void vme_migf_wake(struct vme_migration_file *migf);
 u64 vme_save_remaining(struct vme_migration_file *migf);
 u64 vme_stop_copy_bytes_locked(struct vme_device *vme);
+u64 vme_stop_copy_bytes_dev_locked(struct vme_device *vme);
+int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
+			     u64 *dirty);
+
+/* fault.c */
+void vme_faults_init(struct vme_device *vme);
+void vme_faults_fini(struct vme_device *vme);
+int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
+		    struct vme_fault_act *act);
+int vme_fault_add(struct vme_device *vme, struct vme_fault *f);
+int vme_fault_clear(struct vme_device *vme, u32 id, bool all);
+void vme_sleep_us(u32 us);
+
+/* netlink.c */
+int vme_netlink_init(void);
+void vme_netlink_exit(void);
+void vme_event_state(struct vme_device *vme, u32 from, u32 to, int err,
+		     u32 after);
+void vme_event_session(struct vme_device *vme, u32 kind, bool open);
+void vme_event_fault(struct vme_device *vme, const struct vme_fault *f,
+		     u32 from, u32 to);
+void vme_event_critical(struct vme_device *vme, u32 nr_res, u64 bytes);
+void vme_event_reset(struct vme_device *vme, u32 from);
 
 /* stream.c */
 u32 vme_crc(const void *data, size_t len);

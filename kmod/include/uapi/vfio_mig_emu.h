@@ -153,7 +153,7 @@ enum vfio_mig_emu_profile {
 #define VFIO_MIG_EMU_STREAM_MAGIC	0x4d53454d	/* "MESM" */
 #define VFIO_MIG_EMU_RECORD_MAGIC	0x4352454d	/* "MERC" */
 #define VFIO_MIG_EMU_STREAM_VERSION_MAJOR 1
-#define VFIO_MIG_EMU_STREAM_VERSION_MINOR 0
+#define VFIO_MIG_EMU_STREAM_VERSION_MINOR 1
 
 /* Largest payload of a single record; bounds buffering on both sides. */
 #define VFIO_MIG_EMU_MAX_RECORD_PAYLOAD	(64 * 1024)
@@ -357,10 +357,57 @@ enum vfio_mig_emu_knob {
 
 #define VFIO_MIG_EMU_KNOB_MAX		(__VFIO_MIG_EMU_KNOB_MAX - 1)
 
+/*
+ * Knob limits (inclusive) and defaults.  KNOBS_SET checks every value
+ * against its limit (EINVAL/ERANGE with an extack naming the attribute)
+ * and changes nothing unless all are valid; the reply carries every knob,
+ * ARC_DELAY nests only for arcs with a non-zero delay.
+ *
+ *   knob                   default   limit
+ *   ARC_DELAY.DELAY_US     0         VFIO_MIG_EMU_MAX_DELAY_US; FROM/TO are
+ *                                    1..7 (enum vfio_device_mig_state
+ *                                    without ERROR) or ANY, default ANY;
+ *                                    nests apply in order, later win
+ *   LOAD_NS_PER_KIB        0         VFIO_MIG_EMU_MAX_LOAD_NS_PER_KIB
+ *   LOAD_US_PER_RESOURCE   0         VFIO_MIG_EMU_MAX_LOAD_US_PER_RESOURCE
+ *   MEM_SIZE               VFIO_MIG_EMU_DEFAULT_MEM_SIZE, MIN..MAX_MEM_SIZE,
+ *                                    a multiple of VFIO_MIG_EMU_PAGE_SIZE;
+ *                                    EBUSY while the device fd is open; a
+ *                                    change resets the device content
+ *   RESOURCE_BYTES         0         VFIO_MIG_EMU_MAX_RESOURCE_BYTES
+ *   DIRTY_RATE             0 (off)   VFIO_MIG_EMU_MAX_DIRTY_RATE pages/s
+ *   REINIT_POLICY          FOLD      FOLD or DISCARD
+ *
+ * Arc delay: each arc of SET MIG_DEVICE_STATE sleeps its delay (a signal
+ * cuts the sleep short) before the arc runs.
+ *
+ * Load cost: on the resuming side each RESOURCE record, once applied,
+ * costs LOAD_US_PER_RESOURCE microseconds plus LOAD_NS_PER_KIB
+ * nanoseconds per KiB of its payload; the write() that completes the
+ * record sleeps that long (interruptible).
+ *
+ * RESOURCE_BYTES: context bytes each RESOURCE record carries after
+ * struct vfio_mig_emu_resource (stream minor 1, see below); taken when a
+ * saving session starts.
+ *
+ * DIRTY_RATE: while the device fd is open and the device is RUNNING or
+ * PRE_COPY, a background workload runs the dirty doorbell's steps at
+ * this rate (in ticks of about 10 ms).
+ *
+ * REINIT_POLICY, for a PRECOPY_INFOv2 session that gets new resources:
+ * FOLD: every page dirty at that moment joins the new initial data.
+ * DISCARD: those pages are set aside and become dirty again once the new
+ * initial data has been read.  Either way dirty_bytes restarts from zero.
+ */
 #define VFIO_MIG_EMU_ANY_STATE		0xffffffffu
 #define VFIO_MIG_EMU_MAX_DELAY_US	(10 * 1000 * 1000)
 #define VFIO_MIG_EMU_MIN_MEM_SIZE	VFIO_MIG_EMU_PAGE_SIZE
 #define VFIO_MIG_EMU_MAX_MEM_SIZE	(4ULL << 30)
+#define VFIO_MIG_EMU_MAX_LOAD_NS_PER_KIB	(10 * 1000 * 1000)
+#define VFIO_MIG_EMU_MAX_LOAD_US_PER_RESOURCE	(1000 * 1000)
+#define VFIO_MIG_EMU_MAX_RESOURCE_BYTES	\
+	(VFIO_MIG_EMU_MAX_RECORD_PAYLOAD - 16)
+#define VFIO_MIG_EMU_MAX_DIRTY_RATE	(256 * 1024)
 
 enum vfio_mig_emu_reinit_policy {
 	/* unread dirty data is folded into the new initial data (mlx5) */
