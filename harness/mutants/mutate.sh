@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Mutation check of the validation suite: build each mutant of the
+# committed module listed in mutants.txt, boot one guest, load each mutant
+# in turn and run vfio-migtest on it.  A mutant the suite passes is a hole
+# in the suite.  Usage: harness/mutants/mutate.sh [BUILD_DIR]
+# (BUILD_DIR holds harness/vfio-migtest; default build).
+set -Eeuo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build=$(realpath "${1:-$top/build}")
+kdir=${KDIR:-/lib/modules/${KVER:-6.12.117+deb12-amd64}/build}
+work=$build/mutants
+
+suite=$build/harness/vfio-migtest
+[ -x "$suite" ] || { echo "mutate: $suite not built" >&2; exit 1; }
+rm -rf "$work"
+mkdir -p "$work"
+
+names=()
+while IFS=$'\t' read -r name file expr _; do
+	case $name in ''|'#'*) continue ;; esac
+	dir=$work/$name
+	mkdir -p "$dir"
+	git -C "$top" archive HEAD kmod | tar -x -C "$dir" --strip-components=1
+	cp "$dir/$file" "$dir/$file.orig"
+	perl -0pi -e "$expr" "$dir/$file"
+	if cmp -s "$dir/$file" "$dir/$file.orig"; then
+		echo "mutate: mutant $name does not apply to $file any more; update mutants.txt" >&2
+		exit 1
+	fi
+	if ! make -s -C "$dir" KDIR="$kdir" >"$dir.log" 2>&1; then
+		echo "mutate: mutant $name does not build; see $dir.log" >&2
+		exit 1
+	fi
+	names+=("$name")
+done <"$here/mutants.txt"
+
+cat >"$work/guest.sh" <<GUEST
+#!/usr/bin/env bash
+set -uo pipefail
+cd "$top"
+for m in ${names[*]}; do
+	echo "== mutant \$m"
+	if ! scripts/guest-load-module "$work/\$m/vfio_mig_emu.ko" >/dev/null; then
+		echo "mutant \$m: could not load"; continue
+	fi
+	out=\$(timeout 300 "$suite" --gtest_brief=1 2>&1 | sed 's/\x1b\[[0-9;]*m//g')
+	echo "\$out" | grep -E '^\[  FAILED  \]' | sed 's/, where GetParam.*//' | sort -u | head -n 8
+	line=\$(echo "\$out" | grep -E '^vfio-migtest: [0-9]+ passed' || echo "no summary")
+	case \$line in
+	*" 0 failed"*) echo "mutant \$m: SURVIVED (\$line)" ;;
+	*) echo "mutant \$m: killed (\$line)" ;;
+	esac
+	if ! rmmod vfio_mig_emu 2>/dev/null; then
+		echo "mutant \$m: module still in use after the suite; later mutants not run"
+		break
+	fi
+done
+GUEST
+chmod +x "$work/guest.sh"
+"$top/scripts/vm-run" --out "$work/vm" -- "$work/guest.sh" | tee "$work/report.txt"
+killed=$(grep -c '^mutant .*: killed' "$work/report.txt" || true)
+echo "mutate: ${killed} of ${#names[@]} mutants killed"
+[ "$killed" -eq "${#names[@]}" ] || { echo "mutate: some mutants survived or did not run" >&2; exit 1; }
