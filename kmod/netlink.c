@@ -148,6 +148,16 @@ vme_workload_policy[VFIO_MIG_EMU_A_WORKLOAD_COUNT + 1] = {
 
 /* ---- device lookup ---------------------------------------------------- */
 
+/* A required attribute is missing: extack names it (text and type). */
+#define VME_REQ_ATTR(info, type) ({					\
+	bool __miss = GENL_REQ_ATTR_CHECK(info, type);			\
+									\
+	if (__miss)							\
+		NL_SET_ERR_MSG_FMT((info)->extack,			\
+				   "missing attribute " #type);		\
+	__miss;								\
+})
+
 /*
  * The device named by A_UUID, with a reference the caller drops with
  * vfio_put_device().  The reference keeps the memory alive if the
@@ -159,7 +169,7 @@ static struct vme_device *vme_nl_get_device(struct genl_info *info)
 	struct vme_device *vme;
 	const char *uuid;
 
-	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_EMU_A_UUID))
+	if (VME_REQ_ATTR(info, VFIO_MIG_EMU_A_UUID))
 		return ERR_PTR(-EINVAL);
 	uuid = nla_data(attr);
 	if (strnlen(uuid, nla_len(attr)) != UUID_STRING_LEN ||
@@ -585,7 +595,7 @@ static int vme_nl_knobs_set_doit(struct sk_buff *skb, struct genl_info *info)
 	u64 mem_size = 0;
 	int rem, ret;
 
-	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_EMU_A_KNOBS))
+	if (VME_REQ_ATTR(info, VFIO_MIG_EMU_A_KNOBS))
 		return -EINVAL;
 	nest = info->attrs[VFIO_MIG_EMU_A_KNOBS];
 	ret = nla_parse_nested(tb, VFIO_MIG_EMU_KNOB_MAX, nest,
@@ -872,7 +882,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 	struct vme_fault *f, copy;
 	int ret;
 
-	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_EMU_A_FAULT))
+	if (VME_REQ_ATTR(info, VFIO_MIG_EMU_A_FAULT))
 		return -EINVAL;
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f)
@@ -1014,8 +1024,8 @@ static int vme_nl_workload_doit(struct sk_buff *skb, struct genl_info *info)
 	u32 action, count;
 	int ret;
 
-	if (GENL_REQ_ATTR_CHECK(info, VFIO_MIG_EMU_A_WORKLOAD_ACTION) ||
-	    GENL_REQ_ATTR_CHECK(info, VFIO_MIG_EMU_A_WORKLOAD_COUNT))
+	if (VME_REQ_ATTR(info, VFIO_MIG_EMU_A_WORKLOAD_ACTION) ||
+	    VME_REQ_ATTR(info, VFIO_MIG_EMU_A_WORKLOAD_COUNT))
 		return -EINVAL;
 	action = nla_get_u32(info->attrs[VFIO_MIG_EMU_A_WORKLOAD_ACTION]);
 	count = nla_get_u32(info->attrs[VFIO_MIG_EMU_A_WORKLOAD_COUNT]);

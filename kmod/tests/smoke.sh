@@ -42,6 +42,12 @@ if [ "${SMOKE_PY:-1}" = 1 ]; then
 	done
 fi
 
+# Control plane: every netlink command, faults, events, knobs.
+if [ "${SMOKE_NL:-1}" = 1 ]; then
+	python3 "$here/nl.py" "${uuid[full]}" "${uuid[stopcopy]}" \
+		"${uuid[p2p]}" "${uuid[precopy]}" || fail "nl.py"
+fi
+
 # rmmod is refused while a device fd is open.
 ready=$(mktemp -u)
 python3 -c '
