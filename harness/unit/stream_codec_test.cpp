@@ -190,6 +190,37 @@ TEST(StreamCodec, UnknownTypeBadLengthBadOffsetDetected)
 	EXPECT_EQ(parse(e.bytes()).error, StreamError::BadOffset);
 }
 
+TEST(StreamCodec, ResourceContextBytesAreNotState)
+{
+	StreamBuilder a(kProfile, kMem), b(kProfile, kMem);
+	a.resource(0, 1, 2);
+	b.resource(0, 1, 2, Bytes(100, 0x5a));
+	auto pa = parse_stream(a.bytes(), {}, true), pb = parse_stream(b.bytes(), {}, true);
+	ASSERT_TRUE(pb.ok()) << pb.describe();
+	EXPECT_EQ(pb.records[0].length, kResourceSize + 100);
+	EXPECT_EQ(DeviceModel::load(pa)->digest(), DeviceModel::load(pb)->digest());
+	StreamBuilder c(kProfile, kMem);
+	c.resource(0, 1, 2);
+	c.records[0].payload.resize(kResourceSize - 1);
+	c.records[0].seal();
+	EXPECT_EQ(parse_stream(c.bytes(), {}, true).error, StreamError::BadLength);
+}
+
+TEST(StreamCodec, ResourceIdsAppendOrOverride)
+{
+	StreamBuilder b(kProfile, kMem);
+	b.resource(0, 1, 10).resource(1, 1, 11).resource(0, 2, 20); // override id 0
+	auto m = DeviceModel::load(parse_stream(b.bytes(), {}, true));
+	ASSERT_TRUE(m);
+	ASSERT_EQ(m->resources.size(), 2u);
+	EXPECT_EQ(m->resources[0].cookie, 20u);
+	StreamBuilder gap(kProfile, kMem);
+	gap.resource(1, 1, 1); // id 1 with none loaded
+	std::string why;
+	EXPECT_FALSE(DeviceModel::load(parse_stream(gap.bytes(), {}, true), &why));
+	EXPECT_NE(why.find("RESOURCE id 1"), std::string::npos) << why;
+}
+
 TEST(StreamCodec, DataAfterEndDetected)
 {
 	Bytes bytes = sample().bytes();

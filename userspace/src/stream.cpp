@@ -2,7 +2,6 @@
 
 #include <array>
 #include <cstdio>
-#include <map>
 
 #include "vfio_mig_emu.h"
 
@@ -198,12 +197,13 @@ StreamBuilder &StreamBuilder::mem(std::uint64_t offset, Bytes pages)
 	return *this;
 }
 
-StreamBuilder &StreamBuilder::resource(std::uint32_t id, std::uint32_t kind, std::uint64_t cookie)
+StreamBuilder &StreamBuilder::resource(std::uint32_t id, std::uint32_t kind, std::uint64_t cookie, Bytes context)
 {
 	Bytes p;
 	put32(p, id);
 	put32(p, kind);
 	put64(p, cookie);
+	p.insert(p.end(), context.begin(), context.end());
 	records.push_back(Record::make(RecordType::Resource, static_cast<std::uint32_t>(records.size()), 0,
 				       std::move(p)));
 	return *this;
@@ -362,7 +362,8 @@ ParsedStream parse_stream(ByteSpan data, const StreamExpect &expect, bool allow_
 				return fail(StreamError::BadRecordField, pos, where + ": regs reserved");
 			break;
 		case RecordType::Resource:
-			if (r.length != kResourceSize || r.arg)
+			// Minor 1: context bytes may follow struct vfio_mig_emu_resource.
+			if (r.length < kResourceSize || r.arg)
 				return fail(StreamError::BadLength, pos, where + ": bad length/arg");
 			break;
 		case RecordType::End:
@@ -404,7 +405,7 @@ std::optional<DeviceModel> DeviceModel::load(const ParsedStream &stream, std::st
 	m.config.assign(VFIO_MIG_EMU_CONFIG_SIZE, 0);
 	m.scratch.assign(VFIO_MIG_EMU_NR_SCRATCH, 0);
 	m.memory.assign(stream.header->mem_size, 0);
-	std::map<std::uint32_t, Resource> res;
+	bool have_regs = false;
 	for (const Record &r : stream.records) {
 		switch (static_cast<RecordType>(r.type)) {
 		case RecordType::Config:
@@ -415,14 +416,23 @@ std::optional<DeviceModel> DeviceModel::load(const ParsedStream &stream, std::st
 				m.scratch[i] = get32(r.payload.data() + 4 * i);
 			m.workload_prng = get64(r.payload.data() + 4 * VFIO_MIG_EMU_NR_SCRATCH);
 			m.nr_resources = get32(r.payload.data() + 4 * VFIO_MIG_EMU_NR_SCRATCH + 8);
+			have_regs = true;
 			break;
 		case RecordType::Mem:
 			std::copy(r.payload.begin(), r.payload.end(),
 				  m.memory.begin() + static_cast<std::ptrdiff_t>(r.arg));
 			break;
 		case RecordType::Resource: {
+			// Ids up to the number loaded so far: equal appends, smaller
+			// overrides. Context bytes after the struct are not state.
 			Resource x{get32(r.payload.data()), get32(r.payload.data() + 4), get64(r.payload.data() + 8)};
-			res[x.id] = x;
+			if (x.id > m.resources.size())
+				return fail("RESOURCE id " + std::to_string(x.id) + " with only " +
+					    std::to_string(m.resources.size()) + " loaded");
+			if (x.id == m.resources.size())
+				m.resources.push_back(x);
+			else
+				m.resources[x.id] = x;
 			break;
 		}
 		case RecordType::End:
@@ -431,13 +441,7 @@ std::optional<DeviceModel> DeviceModel::load(const ParsedStream &stream, std::st
 			return fail("unknown record type " + std::to_string(r.type));
 		}
 	}
-	std::uint32_t next = 0;
-	for (auto &[id, x] : res) {
-		if (id != next++)
-			return fail("resource ids not dense: missing " + std::to_string(next - 1));
-		m.resources.push_back(x);
-	}
-	if (m.resources.size() != m.nr_resources)
+	if (have_regs && m.resources.size() != m.nr_resources)
 		return fail("REGS says " + std::to_string(m.nr_resources) + " resources, stream has " +
 			    std::to_string(m.resources.size()));
 	return m;

@@ -90,7 +90,8 @@ public:
 	StreamBuilder &config(Bytes config_space);
 	StreamBuilder &regs(Bytes regs);
 	StreamBuilder &mem(std::uint64_t offset, Bytes pages);
-	StreamBuilder &resource(std::uint32_t id, std::uint32_t kind, std::uint64_t cookie);
+	/// A RESOURCE record; `context` bytes follow the struct (minor 1).
+	StreamBuilder &resource(std::uint32_t id, std::uint32_t kind, std::uint64_t cookie, Bytes context = {});
 	StreamBuilder &end(std::uint32_t digest);
 	/// The stream so far.
 	Bytes bytes() const;
@@ -161,8 +162,9 @@ struct DeviceModel {
 	std::vector<Resource> resources; ///< by id
 	Bytes memory;
 
-	/// Applies records of a parsed stream; returns false (with a reason)
-	/// for a record it cannot apply.
+	/// Applies records of a parsed stream; returns nullopt (with a reason)
+	/// for a record it cannot apply or, when REGS was seen, a resource
+	/// count that differs from REGS.nr_resources.
 	static std::optional<DeviceModel> load(const ParsedStream &stream, std::string *why = nullptr);
 	/// The state digest as defined in the uAPI header.
 	std::uint32_t digest() const;
