@@ -550,12 +550,48 @@ def test_open_fault_and_mem_size(nl, u):
     knobs(nl, u, u64(KNOB_MEM_SIZE, 1 << 20))
 
 
+def test_reinit_discard(nl, u):
+    """REINIT_DISCARD: new initial data is the resources only."""
+    knobs(nl, u, u32(KNOB_REINIT_POLICY, 1))
+    dev = smoke.Device(u)
+    dev.feature(smoke.FEAT_SET | smoke.FEAT_PRECOPY_V2, b'')
+    dev.set_reg(smoke.REG_DIRTY, 20)
+    fd = dev.set_state(PRE_COPY)
+    data, why = smoke.read_all(fd, 1 << 16)
+    check(why == 'ENOMSG', 'precopy drained')
+    dev.set_reg(smoke.REG_DIRTY, 5)
+    dev.set_reg(smoke.REG_RECONFIG, 2)
+    _, flags, initial, dirty = smoke.precopy_info(fd)
+    check(flags == 1 and initial == 2 * 48 and dirty == 0,
+          f'DISCARD REINIT: flags {flags} initial {initial} dirty {dirty}')
+    more = os.read(fd, initial)
+    _, flags, initial, dirty = smoke.precopy_info(fd)
+    check(flags == 0 and initial == 0 and dirty >= 4096,
+          f'set-aside pages dirty again: {initial} {dirty}')
+    rest, _ = smoke.read_all(fd, 1 << 16)
+    dev.set_state(STOP_COPY)
+    final, why = smoke.read_all(fd, 1 << 16)
+    check(why == 'EOF', 'stop-copy EOF')
+    digest = dev.reg(smoke.REG_DIGEST)
+    os.close(fd)
+    dev.set_state(STOP)
+    fd = dev.set_state(RESUMING)
+    os.write(fd, data + more + rest + final)
+    os.close(fd)
+    dev.set_state(STOP)
+    check(dev.reg(smoke.REG_DIGEST) == digest, 'DISCARD stream resumes')
+    for f in (dev.fd, dev.group, dev.container):
+        os.close(f)
+    knobs(nl, u, u32(KNOB_REINIT_POLICY, 0))
+
+
 def main():
     uuids = sys.argv[1:]
     nl = Genl()
     test_basics(nl, uuids)
     test_unprivileged(uuids[0])
     test_faults_and_events(nl, uuids[0])
+    test_reinit_discard(nl, uuids[0])
     test_open_fault_and_mem_size(nl, uuids[-1])
     print('nl: PASS')
 

@@ -152,6 +152,16 @@ enum vfio_mig_emu_profile {
  */
 #define VFIO_MIG_EMU_STREAM_MAGIC	0x4d53454d	/* "MESM" */
 #define VFIO_MIG_EMU_RECORD_MAGIC	0x4352454d	/* "MERC" */
+/*
+ * Minor 1: a RESOURCE record's payload is struct vfio_mig_emu_resource
+ * followed by 0 .. VFIO_MIG_EMU_MAX_RESOURCE_BYTES context bytes (the
+ * RESOURCE_BYTES knob of the source; 0 by default, which is minor 0's
+ * layout): the splitmix64 sequence seeded with the resource's cookie
+ * (state = cookie; per draw state += 0x9e3779b97f4a7c15, mixed as the
+ * workload PRNG), 8 little-endian bytes per draw, truncated.  The
+ * resuming side checks them ("RESOURCE context does not match its
+ * cookie").  They are not part of the digest (the cookie is).
+ */
 #define VFIO_MIG_EMU_STREAM_VERSION_MAJOR 1
 #define VFIO_MIG_EMU_STREAM_VERSION_MINOR 1
 
@@ -217,7 +227,20 @@ struct vfio_mig_emu_resource {
 
 /*
  * Generic netlink control plane: family VFIO_MIG_EMU_NAME, version
- * VFIO_MIG_EMU_GENL_VERSION, multicast group "events".
+ * VFIO_MIG_EMU_GENL_VERSION, multicast group "events" (init_net only).
+ * Every command answers a plain NLM_F_REQUEST | NLM_F_ACK request; DEV_GET
+ * and FAULT_GET also dump (NLM_F_DUMP).  Validation is strict: nested
+ * attributes must carry NLA_F_NESTED, genlmsghdr.reserved must be 0, an
+ * attribute a command does not take is refused.  A_UUID is the
+ * NUL-terminated 36-character uuid (EINVAL "not a uuid" otherwise); an
+ * unknown one gets ENODEV.  A missing required attribute gets EINVAL, the
+ * extack message "missing attribute <NAME>" and NLMSGERR_ATTR_MISS_TYPE.
+ * DEV_GET replies: A_UUID, PROFILE, STATE, MEM_SIZE, DEVICE_OPEN,
+ * SESSIONS, DIGEST, NR_RESOURCES, COUNTERS, KNOBS and PRECOPY (INITIAL and
+ * DIRTY_BYTES only while a session is in PRE_COPY(_P2P); STOP_COPY_BYTES
+ * always, as MIG_DATA_SIZE would report).  Replies of the changing
+ * commands: KNOBS_SET: A_UUID + A_KNOBS; FAULT_ADD: A_UUID, A_FAULT_ID,
+ * A_FAULT; the others an ack only.
  *
  * Every command that changes anything needs CAP_NET_ADMIN
  * (GENL_ADMIN_PERM).  Attributes are validated by a strict policy: an
@@ -476,6 +499,55 @@ enum vfio_mig_emu_fault_effect {
 };
 
 #define VFIO_MIG_EMU_MAX_FAULTS		64	/* per device */
+
+/*
+ * Fault semantics.  FAULT_ADD needs SITE and EFFECT.  Without TRIGGER a
+ * fault fires on every call (EVERY_NTH, N = 1); NTH, EVERY_NTH and FIRST_N
+ * need N (>= 1), RANDOM needs PROBABILITY_PPM (SEED defaults to 0; the
+ * fault's own splitmix64 PRNG, seeded at FAULT_ADD, draws z per call and
+ * fires when (z >> 32) % 1000000 < ppm).  ERRNO (default EIO) only with
+ * FAIL and FAIL_TO_ERROR, DELAY_US (required) only with DELAY,
+ * FROM_STATE/TO_STATE (1..7 or ANY, default ANY) only with SITE_SET_STATE.
+ * Anything else is refused with EINVAL (ERANGE for out-of-range values)
+ * and an extack naming the attribute; a device's 65th fault gets ENOSPC.
+ *
+ * Every fault matching a call counts it (CALLS); the first one, in the
+ * order added, whose trigger fires is applied and counts a HIT, bumps
+ * CNT_FAULTS_HIT and sends EVENT_FAULT.  Faults are per device.
+ *
+ *   site          FAIL FAIL_TO_ERROR DELAY SHORT_IO CORRUPT GARBAGE_SIZE
+ *   SET_STATE      x        x          x
+ *   READ           x        x          x      x        x
+ *   WRITE          x        x          x      x        x
+ *   PRECOPY_INFO   x        x          x                       x
+ *   DATA_SIZE      x        x          x                       x
+ *   RESET          x        x          x
+ *   OPEN           x                   x
+ *
+ * SET_STATE is asked once per arc, before the arc runs (after the arc's
+ * delay knob): FAIL ends the SET with the errno, the device staying in
+ * the arc's from state (earlier arcs of the path are kept); FAIL_TO_ERROR
+ * ends the sessions and leaves the device in ERROR.  Data file sites are
+ * asked once per read()/write()/ioctl that passes the basic checks
+ * (session alive, PRE_COPY for the ioctl); DATA_SIZE and RESET once per
+ * call; OPEN when the vfio device fd is opened (FAIL: open fails).
+ * FAIL returns -ERRNO and changes nothing (a failed write consumes no
+ * byte); FAIL_TO_ERROR returns -ERRNO and sends the device to ERROR (ending
+ * its sessions), reported by EVENT_STATE.  DELAY sleeps DELAY_US, then the
+ * call proceeds.  SHORT_IO: the call moves at most half the bytes asked
+ * (at least 1).  CORRUPT: READ flips (xor 0xff) the middle byte of what
+ * the reader received; WRITE flips the middle byte of the first chunk
+ * taken into the parse buffer, before parsing (the record crc catches
+ * it).  GARBAGE_SIZE: PRECOPY_INFO reports initial_bytes = dirty_bytes =
+ * U64_MAX (flags as usual); DATA_SIZE reports ULONG_MAX.  Nothing inside
+ * the device changes.
+ *
+ * FAULT_GET: doit (plain request) replies with one message carrying an
+ * A_FAULT nest per fault, or only A_FAULT_ID's (ENOENT if unknown); dumpit
+ * sends a message per fault with A_UUID, A_FAULT_ID and A_FAULT.  Nests
+ * carry FAULT_ID, SITE, TRIGGER, EFFECT, CALLS, HITS and the attributes
+ * the fault was given (or their defaults).
+ */
 
 enum vfio_mig_emu_stat {
 	VFIO_MIG_EMU_STAT_UNSPEC,
