@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <map>
+#include <optional>
 
 namespace vfiomig::test {
 
@@ -27,6 +28,23 @@ Instance &pool(Profile p, int slot)
 
 void release_pool() { instances().clear(); }
 
+NlControl *nl(std::string *why)
+{
+	static std::optional<NlControl> c;
+	static std::string failure;
+	static bool tried = false;
+	if (!tried) {
+		tried = true;
+		auto r = NlControl::open(true);
+		if (r)
+			c.emplace(std::move(r.value()));
+		else
+			failure = r.describe();
+	}
+	if (!c && why)
+		*why = failure;
+	return c ? &*c : nullptr;
+}
 std::string profile_param_name(const ::testing::TestParamInfo<Profile> &info)
 {
 	return profile_name(info.param);

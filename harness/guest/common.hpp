@@ -16,6 +16,8 @@
 #include "vfiomig/stream.hpp"
 #include "vfiomig/vfio.hpp"
 
+#include "nl_control.hpp"
+
 namespace vfiomig::test {
 
 /// An mdev instance and its open device. The device is declared last so
@@ -31,6 +33,34 @@ struct Instance {
 Instance &pool(Profile p, int slot);
 /// Closes and removes every pooled instance (before the module unloads).
 void release_pool();
+
+/// The suite's control-plane client (joined to the "events" group), or
+/// nullptr with `why` set when the family is absent.
+NlControl *nl(std::string *why = nullptr);
+
+/// Skips the current test when the netlink control plane is absent.
+#define REQUIRE_CONTROL()                                                             \
+	do {                                                                          \
+		std::string why_;                                                     \
+		if (!nl(&why_))                                                  \
+			GTEST_SKIP() << "no vfio_mig_emu control plane: " << why_;   \
+	} while (0)
+
+/// Removes every fault of a device when it goes out of scope.
+class FaultGuard {
+public:
+	explicit FaultGuard(std::string uuid) : uuid_(std::move(uuid)) {}
+	FaultGuard(const FaultGuard &) = delete;
+	FaultGuard &operator=(const FaultGuard &) = delete;
+	~FaultGuard()
+	{
+		if (NlControl *c = nl())
+			(void)c->fault_clear(uuid_);
+	}
+
+private:
+	std::string uuid_;
+};
 
 /// Asserts a Result succeeded, printing its error otherwise.
 #define ASSERT_OK(expr)                                                  \
