@@ -129,7 +129,7 @@ std::optional<std::uint32_t> parse_arc_state(std::string_view name)
 	std::string c = canonical(name);
 	if (c == "ANY" || c == "*")
 		return kAnyState;
-	auto s = parse_state(name);
+	auto s = parse_state(c);
 	if (!s || *s == State::Error)
 		return std::nullopt;
 	return static_cast<std::uint32_t>(*s);
@@ -839,6 +839,10 @@ bool EventSubscription::receive(std::chrono::milliseconds timeout)
 		if (!cb)
 			throw ControlError(ENOMEM, "events: nl_cb_alloc", "", "");
 		nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_event, &sink);
+		// A fresh cb does not inherit nl_socket_disable_seq_check():
+		// multicast events carry no request sequence number.
+		nl_cb_set(cb.get(), NL_CB_SEQ_CHECK, NL_CB_CUSTOM,
+			  [](nl_msg *, void *) { return static_cast<int>(NL_OK); }, nullptr);
 		int r = nl_recvmsgs(sock_.get(), cb.get());
 		if (r == -NLE_NOMEM)
 			overruns_++; // ENOBUFS: the kernel dropped events

@@ -1,5 +1,6 @@
 // vfio-migctl: manual sessions with vfio_mig_emu devices.
-//   list   instances with their profile, migration state and digest
+//   list, show, stats, create, remove, state, knob, fault, workload,
+//   counters, watch: the control plane (migctl_control.cpp)
 //   demo   migrate a workload between two fresh instances and report
 //   dump   decode and validate a saved migration stream
 #include <CLI/CLI.hpp>
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "migctl_control.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/emu.hpp"
 #include "vfiomig/mdev.hpp"
@@ -33,33 +35,6 @@ std::string hex32(std::uint32_t v)
 double ms_since(Clock::time_point t0)
 {
 	return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
-
-int cmd_list()
-{
-	if (!module_loaded()) {
-		std::fprintf(stderr, "vfio-migctl: vfio_mig_emu is not loaded (%s absent)\n", mdev_parent_path().c_str());
-		return 1;
-	}
-	auto all = list_instances();
-	if (all.empty()) {
-		std::printf("no vfio_mig_emu instances\n");
-		return 0;
-	}
-	std::printf("%-36s  %-9s  %-12s  %s\n", "UUID", "PROFILE", "STATE", "DIGEST");
-	for (const auto &m : all) {
-		std::string state = "busy", digest = "-";
-		try {
-			Device dev = Device::open_sysfs(mdev_device_path(m.uuid));
-			state = state_name(dev.get_state());
-			digest = hex32(emu::digest(dev));
-		} catch (const Error &e) {
-			state = e.err() == EBUSY ? "in use" : errno_name(e.err());
-		}
-		std::printf("%-36s  %-9s  %-12s  %s\n", m.uuid.c_str(),
-			    m.profile ? profile_name(*m.profile).c_str() : m.type.c_str(), state.c_str(), digest.c_str());
-	}
-	return 0;
 }
 
 struct Phase {
@@ -220,8 +195,7 @@ int main(int argc, char **argv)
 	CLI::App app{"vfio-migctl: drive vfio_mig_emu devices by hand (VFIO migration uAPI v2)"};
 	app.require_subcommand(1);
 
-	auto *list = app.add_subcommand("list", "List vfio_mig_emu instances with profile, migration state and "
-						"digest (opening an idle device resets it, as VFIO does)");
+	migctl::ControlCommands control(app); // list, show, state, knob, fault, watch, ...
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
 						"(PRE_COPY -> STOP_COPY -> RESUMING when supported) and report bytes "
@@ -242,9 +216,9 @@ int main(int argc, char **argv)
 	dump->add_flag("--json", dump_json, "Print as JSON");
 
 	CLI11_PARSE(app, argc, argv);
+	if (int rc = 0; control.run(&rc))
+		return rc;
 	try {
-		if (*list)
-			return cmd_list();
 		if (*demo)
 			return cmd_demo(demo_opt);
 		if (*dump)
