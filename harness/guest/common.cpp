@@ -28,22 +28,41 @@ Instance &pool(Profile p, int slot)
 
 void release_pool() { instances().clear(); }
 
-NlControl *nl(std::string *why)
+namespace {
+struct ControlPlane {
+	std::optional<control::Client> client;
+	std::unique_ptr<control::EventSubscription> events;
+	std::string failure;
+};
+
+ControlPlane &control_plane()
 {
-	static std::optional<NlControl> c;
-	static std::string failure;
-	static bool tried = false;
-	if (!tried) {
-		tried = true;
-		auto r = NlControl::open(true);
-		if (r)
-			c.emplace(std::move(r.value()));
-		else
-			failure = r.describe();
-	}
-	if (!c && why)
-		*why = failure;
-	return c ? &*c : nullptr;
+	static ControlPlane cp = [] {
+		ControlPlane p;
+		try {
+			p.client.emplace(control::Client::open());
+			p.events = std::make_unique<control::EventSubscription>();
+		} catch (const Error &e) {
+			p.client.reset();
+			p.failure = e.what();
+		}
+		return p;
+	}();
+	return cp;
+}
+} // namespace
+
+control::Client *nl(std::string *why)
+{
+	ControlPlane &cp = control_plane();
+	if (!cp.client && why)
+		*why = cp.failure;
+	return cp.client ? &*cp.client : nullptr;
+}
+
+control::EventSubscription *events()
+{
+	return nl() ? control_plane().events.get() : nullptr;
 }
 std::string profile_param_name(const ::testing::TestParamInfo<Profile> &info)
 {

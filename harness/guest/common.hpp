@@ -9,14 +9,13 @@
 #include <vector>
 
 #include "vfio_mig_emu.h"
+#include "vfiomig/control.hpp"
 #include "vfiomig/emu.hpp"
 #include "vfiomig/mdev.hpp"
 #include "vfiomig/pump.hpp"
 #include "vfiomig/state.hpp"
 #include "vfiomig/stream.hpp"
 #include "vfiomig/vfio.hpp"
-
-#include "nl_control.hpp"
 
 namespace vfiomig::test {
 
@@ -34,9 +33,11 @@ Instance &pool(Profile p, int slot);
 /// Closes and removes every pooled instance (before the module unloads).
 void release_pool();
 
-/// The suite's control-plane client (joined to the "events" group), or
-/// nullptr with `why` set when the family is absent.
-NlControl *nl(std::string *why = nullptr);
+/// The shared control-plane client, or nullptr with `why` set when the
+/// family is absent.
+control::Client *nl(std::string *why = nullptr);
+/// The shared subscription to the "events" group (nullptr as nl()).
+control::EventSubscription *events();
 
 /// Skips the current test when the netlink control plane is absent.
 #define REQUIRE_CONTROL()                                                             \
@@ -54,8 +55,12 @@ public:
 	FaultGuard &operator=(const FaultGuard &) = delete;
 	~FaultGuard()
 	{
-		if (NlControl *c = nl())
-			(void)c->fault_clear(uuid_);
+		if (control::Client *c = nl()) {
+			try {
+				c->clear_faults(uuid_);
+			} catch (const Error &) {
+			}
+		}
 	}
 
 private:

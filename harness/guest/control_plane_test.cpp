@@ -11,28 +11,34 @@ TEST_P(ControlPlane, DevGetMirrorsTheDevice)
 	REQUIRE_CONTROL();
 	Device &dev = src();
 	ASSERT_OK(emu::scribble(dev, 101, 3));
-	auto info = nl()->dev_get(dev.label());
-	ASSERT_OK(info);
-	EXPECT_EQ(info->uuid, dev.label());
-	EXPECT_EQ(info->profile, static_cast<std::uint32_t>(profile()));
-	EXPECT_EQ(info->state, static_cast<std::uint32_t>(State::Running));
-	EXPECT_TRUE(info->device_open);
-	EXPECT_EQ(info->digest, emu::digest(dev));
-	EXPECT_EQ(info->mem_size, emu::mem_size(dev));
-	EXPECT_EQ(info->sessions, 0u);
+	auto info = nl()->device(dev.label());
+	EXPECT_EQ(info.uuid, dev.label());
+	EXPECT_EQ(info.profile, static_cast<std::uint32_t>(profile()));
+	EXPECT_EQ(info.state, static_cast<std::uint32_t>(State::Running));
+	EXPECT_TRUE(info.open);
+	EXPECT_EQ(info.digest, emu::digest(dev));
+	EXPECT_EQ(info.mem_size, emu::mem_size(dev));
+	EXPECT_EQ(info.sessions, 0u);
 	auto s = dev.set_state(State::StopCopy);
-	auto during = nl()->dev_get(dev.label());
-	ASSERT_OK(during);
-	EXPECT_EQ(during->state, static_cast<std::uint32_t>(State::StopCopy));
-	EXPECT_EQ(during->sessions, 1u);
-	EXPECT_EQ(during->stop_copy_bytes, dev.stop_copy_size());
+	auto during = nl()->device(dev.label());
+	EXPECT_EQ(during.state, static_cast<std::uint32_t>(State::StopCopy));
+	EXPECT_EQ(during.sessions, 1u);
+	EXPECT_EQ(during.precopy.stop_copy_bytes, dev.stop_copy_size());
 }
 
 TEST_P(ControlPlane, UnknownDeviceIsEnodevAndBadUuidEinval)
 {
 	REQUIRE_CONTROL();
-	EXPECT_ERRNO(nl()->dev_get("00000000-0000-0000-0000-000000000000"), ENODEV);
-	EXPECT_ERRNO(nl()->dev_get("not-a-uuid"), EINVAL);
+	auto errno_of = [](const std::string &uuid) {
+		try {
+			nl()->device(uuid);
+			return 0;
+		} catch (const Error &e) {
+			return e.err();
+		}
+	};
+	EXPECT_EQ(errno_name(errno_of("00000000-0000-0000-0000-000000000000")), "ENODEV");
+	EXPECT_EQ(errno_name(errno_of("not-a-uuid")), "EINVAL");
 }
 
 TEST_P(ControlPlane, ShortIoFaultsStillMigrateExactly)
@@ -42,12 +48,12 @@ TEST_P(ControlPlane, ShortIoFaultsStillMigrateExactly)
 	Device &d = dst();
 	FaultGuard gs(s.label()), gd(d.label());
 	ASSERT_OK(emu::scribble(s, 111, 8));
-	FaultSpec half;
-	half.effect = VFIO_MIG_EMU_EFFECT_SHORT_IO;
-	half.site = VFIO_MIG_EMU_SITE_READ;
-	ASSERT_OK(nl()->fault_add(s.label(), half));
-	half.site = VFIO_MIG_EMU_SITE_WRITE;
-	ASSERT_OK(nl()->fault_add(d.label(), half));
+	control::Fault half;
+	half.effect = control::Effect::ShortIo;
+	half.site = control::Site::Read;
+	nl()->add_fault(s.label(), half);
+	half.site = control::Site::Write;
+	nl()->add_fault(d.label(), half);
 	auto out = s.set_state(State::StopCopy);
 	auto in = d.set_state(State::Resuming);
 	auto p = pump(out.data, &in.data, {PumpUntil::Eof, {}, {}, nullptr});
@@ -64,12 +70,12 @@ TEST_P(ControlPlane, CorruptedReadIsCaughtByTheDestination)
 	Device &d = dst();
 	FaultGuard gs(s.label());
 	ASSERT_OK(emu::scribble(s, 121, 4));
-	FaultSpec f;
-	f.site = VFIO_MIG_EMU_SITE_READ;
-	f.effect = VFIO_MIG_EMU_EFFECT_CORRUPT;
-	f.trigger = VFIO_MIG_EMU_TRIGGER_NTH;
+	control::Fault f;
+	f.site = control::Site::Read;
+	f.effect = control::Effect::Corrupt;
+	f.trigger = control::Trigger::Nth;
 	f.n = 2;
-	ASSERT_OK(nl()->fault_add(s.label(), f));
+	nl()->add_fault(s.label(), f);
 	auto out = s.set_state(State::StopCopy);
 	auto in = d.set_state(State::Resuming);
 	auto p = pump(out.data, &in.data, {PumpUntil::Eof, {4096}, {}, nullptr});

@@ -10,9 +10,9 @@ constexpr std::uint32_t kInjected = EREMOTEIO; // an errno the device never retu
 
 // For every (from, to) with a path and every arc on it: inject a failure
 // on that arc and check where the device ends up.
-void check_every_failing_arc(Device &dev, std::uint64_t flags, std::uint32_t effect)
+void check_every_failing_arc(Device &dev, std::uint64_t flags, control::Effect effect)
 {
-	NlControl &ctl = *nl();
+	control::Client &ctl = *nl();
 	FaultGuard guard(dev.label());
 	for (State from : kAllStates) {
 		if (!is_valid_state(from, flags) || from == State::Resuming)
@@ -32,27 +32,26 @@ void check_every_failing_arc(Device &dev, std::uint64_t flags, std::uint32_t eff
 					ASSERT_OK(r);
 					keep = std::move(r.value());
 				}
-				FaultSpec f;
-				f.site = VFIO_MIG_EMU_SITE_SET_STATE;
+				control::Fault f;
+				f.site = control::Site::SetState;
 				f.effect = effect;
-				f.from_state = static_cast<std::uint32_t>(before);
-				f.to_state = static_cast<std::uint32_t>(step);
-				f.trigger = VFIO_MIG_EMU_TRIGGER_NTH;
+				f.from = static_cast<std::uint32_t>(before);
+				f.to = static_cast<std::uint32_t>(step);
+				f.trigger = control::Trigger::Nth;
 				f.n = 1;
 				f.err = kInjected;
-				auto id = ctl.fault_add(dev.label(), f);
-				ASSERT_OK(id);
+				std::uint32_t id = ctl.add_fault(dev.label(), f);
 				auto r = dev.try_set_state(to);
 				EXPECT_EQ(errno_name(r.err()), errno_name(static_cast<int>(kInjected))) << r.describe();
 				auto now = dev.try_get_state();
 				ASSERT_OK(now);
-				if (effect == VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR)
+				if (effect == control::Effect::FailToError)
 					EXPECT_EQ(state_name(*now), "ERROR");
 				else
 					EXPECT_EQ(state_name(*now), state_name(before))
 						<< "a failed arc must leave the device in its from state "
 						   "(earlier arcs of the path kept)";
-				ASSERT_OK(ctl.fault_clear(dev.label(), *id));
+				ctl.clear_faults(dev.label(), id);
 				before = step;
 			}
 		}
@@ -62,13 +61,13 @@ void check_every_failing_arc(Device &dev, std::uint64_t flags, std::uint32_t eff
 TEST_P(FsmFailure, FailedArcLeavesTheDeviceInItsFromState)
 {
 	REQUIRE_CONTROL();
-	check_every_failing_arc(src(), flags(), VFIO_MIG_EMU_EFFECT_FAIL);
+	check_every_failing_arc(src(), flags(), control::Effect::Fail);
 }
 
 TEST_P(FsmFailure, FailedArcToErrorNeedsAReset)
 {
 	REQUIRE_CONTROL();
-	check_every_failing_arc(src(), flags(), VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR);
+	check_every_failing_arc(src(), flags(), control::Effect::FailToError);
 	// The last case left ERROR behind: only RESET leaves it.
 	EXPECT_ERRNO(src().try_set_state(State::Running), EINVAL);
 	ASSERT_OK(src().try_reset());
@@ -82,10 +81,10 @@ TEST_P(FsmFailure, ErrorEndsTheSavingSession)
 	FaultGuard guard(dev.label());
 	auto s = dev.set_state(State::StopCopy);
 	ASSERT_TRUE(s.has_data());
-	FaultSpec f;
-	f.site = VFIO_MIG_EMU_SITE_SET_STATE;
-	f.effect = VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR;
-	ASSERT_OK(nl()->fault_add(dev.label(), f));
+	control::Fault f;
+	f.site = control::Site::SetState;
+	f.effect = control::Effect::FailToError;
+	nl()->add_fault(dev.label(), f);
 	EXPECT_FALSE(dev.try_set_state(State::Stop).ok());
 	EXPECT_EQ(state_name(dev.get_state()), "ERROR");
 	std::uint8_t buf[64];
