@@ -214,8 +214,10 @@ static u64 vme_save_pending_fixed_locked(struct vme_migration_file *migf)
 }
 
 /*
- * Resources were added while a precopy session runs.  Under v1 they stay
- * for stop-copy.  With the PRECOPY_INFOv2 opt-in they are new initial
+ * Resources were added while a precopy session runs.  Under v1 they are
+ * dirty data: sent in PRE_COPY ahead of further memory and counted in
+ * dirty_bytes, initial_bytes never grows (a v1 user cannot tell that they
+ * are critical).  With the PRECOPY_INFOv2 opt-in they are new initial
  * data: the initial region is redrawn from the current read position to
  * cover what is staged, the records not yet produced before the
  * resources, the new resources and (REINIT_FOLD) every page dirty right
@@ -300,10 +302,12 @@ static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
 static void vme_save_figures_locked(struct vme_migration_file *migf,
 				    __u64 *initial, __u64 *dirty)
 {
+	struct vme_device *vme = migf->vme;
 	u64 staged_end, initial_end;
+	u32 sent;
 
 	lockdep_assert_held(&migf->lock);
-	lockdep_assert_held(&migf->vme->dev_lock);
+	lockdep_assert_held(&vme->dev_lock);
 	vme_save_sync_locked(migf);
 	initial_end = migf->initial_total;
 	*initial = initial_end - min(migf->read_bytes, initial_end);
@@ -311,6 +315,10 @@ static void vme_save_figures_locked(struct vme_migration_file *migf,
 	*dirty = staged_end - max(migf->read_bytes,
 				  min(staged_end, initial_end));
 	*dirty += vme_save_mem_bytes_locked(migf, false, true, false);
+	/* v1: resources added during the session are dirty data. */
+	sent = max(migf->res_sent, migf->initial_res);
+	if (vme->nr_res > sent)
+		*dirty += (u64)(vme->nr_res - sent) * migf->res_rec;
 }
 
 /*
@@ -349,8 +357,14 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 			mutex_lock(&vme->dev_lock);
 			vme_save_sync_locked(migf);
 			id = migf->res_sent;
+			/*
+			 * Initial resources first; in the memory phase any
+			 * resource not sent yet (v1: added during the
+			 * session, dirty data) goes ahead of the pages.
+			 */
 			if (id < vme->nr_res &&
-			    (id < migf->initial_res || migf->stop_copy)) {
+			    (id < migf->initial_res ||
+			     migf->phase == VME_SAVE_MEM)) {
 				memcpy(payload, &vme->res[id], VME_RES_SIZE);
 				mutex_unlock(&vme->dev_lock);
 				vme_resource_context(le64_to_cpu(((struct vfio_mig_emu_resource *)payload)->cookie),
@@ -532,7 +546,7 @@ static __poll_t vme_save_poll(struct file *filp, poll_table *wait)
 	} else {
 		mutex_lock(&vme->dev_lock);
 		vme_save_sync_locked(migf);
-		if (migf->res_sent < migf->initial_res ||
+		if (migf->res_sent < vme->nr_res ||
 		    find_first_bit(vme->dirty, vme->nr_pages) < vme->nr_pages)
 			mask = EPOLLIN | EPOLLRDNORM;
 		mutex_unlock(&vme->dev_lock);

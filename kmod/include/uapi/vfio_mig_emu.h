@@ -138,11 +138,14 @@ enum vfio_mig_emu_profile {
  * and END.  A resuming device starts from all-zero memory, so pages never
  * sent load as zeros.  Later records override earlier ones.
  *
- * Resources added during a saving session are sent in STOP_COPY (before
- * the remaining MEM records) — unless userspace opted in to
- * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 before the session started: then
- * they are new initial data, sent in PRE_COPY ahead of further memory,
- * together with every page dirty at that moment, and the next
+ * Resources added during a saving session are new critical data.  Without
+ * the VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in (protocol v1) they are
+ * dirty data: sent ahead of further memory (in PRE_COPY as soon as the
+ * reader gets there, else in STOP_COPY) and counted in dirty_bytes;
+ * initial_bytes never grows, so a v1 user cannot tell them from memory.
+ * If userspace opted in before the session started, they are new initial
+ * data, sent in PRE_COPY ahead of further memory, together with every page
+ * dirty at that moment (REINIT_POLICY), and the next
  * VFIO_MIG_GET_PRECOPY_INFO reports VFIO_PRECOPY_INFO_REINIT (once) with
  * initial_bytes covering them and dirty_bytes restarting from zero.
  * RESOURCE ids on the resuming side must be at most the number loaded so
