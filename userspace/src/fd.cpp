@@ -22,6 +22,8 @@ std::string errno_name(int err)
 		E(ECANCELED); E(EALREADY); E(ENOLINK);
 #undef E
 	default:
+		if (const char *name = strerrorname_np(err))
+			return name;
 		return "E" + std::to_string(err);
 	}
 }

@@ -1,0 +1,59 @@
+// Helpers for tests of the control plane: expecting a ControlError with an
+// errno and an extack text, and a fixture on the "full" profile.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "common.hpp"
+
+namespace vfiomig::test {
+
+/// Runs `fn`; the ControlError it threw, or std::nullopt when it succeeded.
+template <typename F>
+std::optional<control::ControlError> control_error(F &&fn)
+{
+	try {
+		fn();
+	} catch (const control::ControlError &e) {
+		return e;
+	}
+	return std::nullopt;
+}
+
+/// Expects `stmt` to fail with errno `e` and an extack containing `text`.
+#define EXPECT_CONTROL_ERROR(stmt, e, text)                                                       \
+	do {                                                                                      \
+		auto ce_ = control_error([&] { stmt; });                                          \
+		if (!ce_) {                                                                       \
+			ADD_FAILURE() << #stmt << " succeeded, want " << errno_name(e);           \
+			break;                                                                    \
+		}                                                                                 \
+		EXPECT_EQ(errno_name(ce_->err()), errno_name(e)) << ce_->what();                  \
+		EXPECT_NE(ce_->extack().find(text), std::string::npos)                            \
+			<< "extack \"" << ce_->extack() << "\" does not mention \"" << (text) << "\""; \
+	} while (0)
+
+/// Tests on the "full" profile (every optional state).
+class FullProfileTest : public ProfileFixture {
+protected:
+	Profile profile() const override { return Profile::Full; }
+	void SetUp() override
+	{
+		ProfileFixture::SetUp();
+		if (IsSkipped() || HasFatalFailure())
+			return;
+		REQUIRE_CONTROL();
+	}
+};
+
+/// A fault with just site and effect (every call).
+inline control::Fault fault(control::Site s, control::Effect e)
+{
+	control::Fault f;
+	f.site = s;
+	f.effect = e;
+	return f;
+}
+
+} // namespace vfiomig::test
