@@ -67,23 +67,29 @@ private:
 	std::string uuid_;
 };
 
-/// Asserts a Result succeeded, printing its error otherwise.
-#define ASSERT_OK(expr)                                                  \
-	do {                                                             \
-		auto &&r_ = (expr);                                      \
-		ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.describe();  \
-	} while (0)
-#define EXPECT_OK(expr)                                                  \
-	do {                                                             \
-		auto &&r_ = (expr);                                      \
-		EXPECT_TRUE(r_.ok()) << #expr << ": " << r_.describe();  \
-	} while (0)
-/// Asserts a Result failed with exactly errno `e`.
-#define EXPECT_ERRNO(expr, e)                                                              \
-	do {                                                                               \
-		auto &&r_ = (expr);                                                        \
-		EXPECT_EQ(errno_name(r_.err()), errno_name(e)) << #expr << ": " << r_.describe(); \
-	} while (0)
+/// gtest predicates for Result<T>: the failure message is the Result's
+/// error (call, arguments, device, errno).
+template <typename R>
+::testing::AssertionResult IsOk(const R &r)
+{
+	if (r.ok())
+		return ::testing::AssertionSuccess();
+	return ::testing::AssertionFailure() << r.describe();
+}
+template <typename R>
+::testing::AssertionResult HasErrno(const R &r, int err)
+{
+	if (!r.ok() && r.err() == err)
+		return ::testing::AssertionSuccess();
+	return ::testing::AssertionFailure() << "expected " << errno_name(err) << ", got "
+					     << (r.ok() ? std::string("success") : r.describe());
+}
+
+/// Assert/expect a Result succeeded, or failed with exactly errno `e`.
+/// Further context can be streamed: ASSERT_OK(x) << "while ...".
+#define ASSERT_OK(expr) ASSERT_TRUE(::vfiomig::test::IsOk(expr)) << #expr << ": "
+#define EXPECT_OK(expr) EXPECT_TRUE(::vfiomig::test::IsOk(expr)) << #expr << ": "
+#define EXPECT_ERRNO(expr, e) EXPECT_TRUE(::vfiomig::test::HasErrno((expr), (e))) << #expr << ": "
 
 /// A test on instances of one profile; SetUp skips when the module is
 /// absent and resets the source instance.

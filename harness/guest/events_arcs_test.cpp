@@ -62,8 +62,9 @@ TEST_P(FsmArcs, ArcsTakenAreTheReferencePath)
 			MigrationSession keep;
 			if (from != State::Running)
 				keep = dev.set_state(from);
-			if (from == State::Resuming)
+			if (from == State::Resuming) {
 				ASSERT_OK(write_all(keep.data, stream));
+			}
 			(void)pending(ctl); // drop the events of the set-up
 			bool errors = false;
 			ASSERT_OK(dev.try_set_state(to));

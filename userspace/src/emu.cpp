@@ -88,4 +88,51 @@ Status scribble(Device &dev, std::uint32_t seed, std::uint32_t dirty_pages)
 	return dirty_pages ? run_workload(dev, dirty_pages) : Status(Unit{});
 }
 
+std::uint64_t splitmix64_next(std::uint64_t &state)
+{
+	state += 0x9e3779b97f4a7c15ULL;
+	std::uint64_t z = state;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+DeviceModel reset_model(Bytes config, std::uint64_t size)
+{
+	DeviceModel m;
+	m.config = std::move(config);
+	m.scratch.assign(VFIO_MIG_EMU_NR_SCRATCH, 0);
+	m.memory.assign(size, 0);
+	return m;
+}
+
+void model_dirty(DeviceModel &m, std::uint32_t steps)
+{
+	std::uint64_t pages = m.memory.size() / VFIO_MIG_EMU_PAGE_SIZE;
+	for (std::uint32_t i = 0; i < steps; i++) {
+		std::uint64_t z = splitmix64_next(m.workload_prng);
+		std::uint64_t idx = static_cast<std::uint32_t>(z >> 32) % pages;
+		auto *p = m.memory.data() + idx * VFIO_MIG_EMU_PAGE_SIZE;
+		for (std::size_t b = 0; b < VFIO_MIG_EMU_PAGE_SIZE; b++)
+			p[b] = static_cast<std::uint8_t>(z >> (8 * (b % 4)));
+	}
+}
+
+void model_reconfigure(DeviceModel &m, std::uint32_t n)
+{
+	for (std::uint32_t i = 0; i < n; i++) {
+		std::uint64_t z = splitmix64_next(m.workload_prng);
+		m.resources.push_back({static_cast<std::uint32_t>(m.resources.size()),
+				       static_cast<std::uint32_t>(z >> 32), z});
+	}
+	m.nr_resources = static_cast<std::uint32_t>(m.resources.size());
+}
+
+Bytes read_config(Device &dev)
+{
+	Bytes cfg(VFIO_MIG_EMU_CONFIG_SIZE);
+	dev.region_read(kConfigRegion, 0, cfg);
+	return cfg;
+}
+
 } // namespace vfiomig::emu

@@ -42,4 +42,19 @@ Bytes make_pattern(std::uint64_t len, std::uint32_t seed);
 /// registers, config scratch, BAR2 patterns and dirty-doorbell pages.
 Status scribble(Device &dev, std::uint32_t seed, std::uint32_t dirty_pages = 8);
 
+/// splitmix64 as the uAPI header specifies the workload PRNG: adds the
+/// golden gamma to `state` and returns the mixed value.
+std::uint64_t splitmix64_next(std::uint64_t &state);
+
+/// A host model of the device state after a reset (config space as read
+/// from `config`, everything else zero), driven exactly as the doorbells
+/// drive the device, so its digest() predicts the BAR0 DIGEST register.
+DeviceModel reset_model(Bytes config, std::uint64_t mem_size);
+/// The dirty doorbell: `steps` pages drawn from the PRNG get (u32)z.
+void model_dirty(DeviceModel &m, std::uint32_t steps);
+/// The reconfigure doorbell: appends `n` resources, one draw each.
+void model_reconfigure(DeviceModel &m, std::uint32_t n);
+/// The config space as the device shows it.
+Bytes read_config(Device &dev);
+
 } // namespace vfiomig::emu
