@@ -6,6 +6,9 @@
 #                   print the report
 #   make check      all tests: host unit tests, checkpatch, then the
 #                   in-guest suite; ends with "check: N passed, N failed"
+#   make check-debug  the in-guest suite and smoke test on the debug kernel
+#                   (KASAN, lockdep, kmemleak; built once per machine and
+#                   cached, see scripts/build-debug-kernel)
 #   make setup      install what the project needs (Debian packages)
 #
 # KDIR selects the kernel the module is built for (default: the guest
@@ -18,7 +21,7 @@ WERROR ?= $(if $(CI),ON,OFF)
 
 export KVER KDIR
 
-.PHONY: all setup module userspace run check check-unit checkpatch clean
+.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean
 
 all: module userspace
 
@@ -42,6 +45,10 @@ run: setup
 check: setup
 	@$(MAKE) --no-print-directory all
 	@scripts/check
+
+check-debug: setup
+	@$(MAKE) --no-print-directory userspace
+	@scripts/check-debug
 
 check-unit: userspace
 	cd $(BUILD) && ctest --output-on-failure
