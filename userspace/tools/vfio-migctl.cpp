@@ -3,6 +3,7 @@
 //   counters, watch: the control plane (migctl_control.cpp)
 //   demo   migrate a workload between two fresh instances and report
 //   dump   decode and validate a saved migration stream
+//   reinit-table  v1 vs v2 (REINIT) downtime experiment (migctl_reinit.cpp)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@
 #include <iostream>
 
 #include "migctl_control.hpp"
+#include "migctl_reinit.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/emu.hpp"
 #include "vfiomig/mdev.hpp"
@@ -196,6 +198,7 @@ int main(int argc, char **argv)
 	app.require_subcommand(1);
 
 	migctl::ControlCommands control(app); // list, show, state, knob, fault, watch, ...
+	migctl::ReinitTable reinit_table(app); // reinit-table
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
 						"(PRE_COPY -> STOP_COPY -> RESUMING when supported) and report bytes "
@@ -217,6 +220,8 @@ int main(int argc, char **argv)
 
 	CLI11_PARSE(app, argc, argv);
 	if (int rc = 0; control.run(&rc))
+		return rc;
+	if (int rc = 0; reinit_table.run(&rc))
 		return rc;
 	try {
 		if (*demo)
