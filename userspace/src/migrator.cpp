@@ -440,10 +440,12 @@ MigrationReport Migrator::run()
 					write_all(s.in, ByteSpan(b.data(), *r)).value();
 					s.rep->stop_copy_bytes += *r;
 				}
-				if (opt_.digest)
-					s.rep->src_digest = opt_.digest(*s.src);
 				check_set(*s.dst, (s.dflags & kMigP2P) ? State::RunningP2P : State::Stop);
 				s.t_loaded = Clock::now();
+				// The stopped source's digest; its cost is not charged to the
+				// device's downtime (only to the barrier wait after it).
+				if (opt_.digest)
+					s.rep->src_digest = opt_.digest(*s.src);
 			});
 		};
 		auto phase_run = [&](Slot &s) {
