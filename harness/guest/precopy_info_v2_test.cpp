@@ -86,7 +86,8 @@ TEST_P(PrecopyInfoV2, LegacySessionsNeverReportReinit)
 	auto info = s.data.precopy_info(0);
 	ASSERT_OK(info);
 	EXPECT_EQ(info->flags, 0u) << "v1: flags are echoed, REINIT must not appear";
-	EXPECT_EQ(info->initial_bytes, 0u) << "v1: new resources wait for stop-copy";
+	EXPECT_EQ(info->initial_bytes, 0u) << "v1: new resources are dirty data, never initial data";
+	EXPECT_GT(info->dirty_bytes, 0u) << "v1: new critical data is reported in dirty_bytes";
 }
 
 VFIOMIG_INSTANTIATE_PROFILES(PrecopyInfoV2);
