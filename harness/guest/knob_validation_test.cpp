@@ -100,7 +100,8 @@ struct BadKnob {
 	const char *what;
 	Knobs knobs;
 	int err;
-	const char *text;
+	const char *text; ///< in the extack message
+	const char *attr; ///< in the attribute the extack points at
 };
 
 Knobs with(void (*set)(Knobs &))
@@ -114,27 +115,27 @@ TEST_F(Knob, BadValuesAreRefusedWithAReasonAndChangeNothing)
 {
 	const std::string &u = src().label();
 	const BadKnob bad[] = {
-		{"mem size not a page multiple", with([](Knobs &k) { k.mem_size = 5000; }), EINVAL, "multiple"},
-		{"mem size zero", with([](Knobs &k) { k.mem_size = 0; }), ERANGE, "range"},
+		{"mem size not a page multiple", with([](Knobs &k) { k.mem_size = 5000; }), EINVAL, "multiple", "A_KNOBS/KNOB_MEM_SIZE"},
+		{"mem size zero", with([](Knobs &k) { k.mem_size = 0; }), ERANGE, "range", "A_KNOBS/KNOB_MEM_SIZE, valid 4096..4294967296"},
 		{"mem size above the limit", with([](Knobs &k) { k.mem_size = VFIO_MIG_EMU_MAX_MEM_SIZE + 4096; }),
-		 ERANGE, "range"},
-		{"dirty rate", with([](Knobs &k) { k.dirty_rate = VFIO_MIG_EMU_MAX_DIRTY_RATE + 1; }), ERANGE, "range"},
+		 ERANGE, "range", "A_KNOBS/KNOB_MEM_SIZE"},
+		{"dirty rate", with([](Knobs &k) { k.dirty_rate = VFIO_MIG_EMU_MAX_DIRTY_RATE + 1; }), ERANGE, "range", "A_KNOBS/KNOB_DIRTY_RATE, valid 0..262144"},
 		{"load ns per KiB",
-		 with([](Knobs &k) { k.load_ns_per_kib = VFIO_MIG_EMU_MAX_LOAD_NS_PER_KIB + 1; }), ERANGE, "range"},
+		 with([](Knobs &k) { k.load_ns_per_kib = VFIO_MIG_EMU_MAX_LOAD_NS_PER_KIB + 1; }), ERANGE, "range", "A_KNOBS/KNOB_LOAD_NS_PER_KIB"},
 		{"load us per resource",
 		 with([](Knobs &k) { k.load_us_per_resource = VFIO_MIG_EMU_MAX_LOAD_US_PER_RESOURCE + 1; }), ERANGE,
-		 "range"},
+		 "range", "A_KNOBS/KNOB_LOAD_US_PER_RESOURCE"},
 		{"resource bytes", with([](Knobs &k) { k.resource_bytes = VFIO_MIG_EMU_MAX_RESOURCE_BYTES + 1; }),
-		 ERANGE, "range"},
+		 ERANGE, "range", "A_KNOBS/KNOB_RESOURCE_BYTES"},
 		{"reinit policy", with([](Knobs &k) { k.reinit_policy = static_cast<ReinitPolicy>(2); }), ERANGE,
-		 "range"},
+		 "range", "A_KNOBS/KNOB_REINIT_POLICY, valid 0..1"},
 		{"arc from state 9", with([](Knobs &k) { k.arc_delays.push_back({9, kAnyState, 1}); }), EINVAL,
-		 "from state 9"},
+		 "from state 9", "A_KNOBS/KNOB_ARC_DELAY/A_FROM_STATE"},
 		{"arc to ERROR", with([](Knobs &k) { k.arc_delays.push_back({kAnyState, 0, 1}); }), EINVAL,
-		 "to state 0"},
+		 "to state 0", "A_KNOBS/KNOB_ARC_DELAY/A_TO_STATE"},
 		{"arc delay above the limit",
 		 with([](Knobs &k) { k.arc_delays.push_back({kAnyState, kAnyState, VFIO_MIG_EMU_MAX_DELAY_US + 1}); }),
-		 ERANGE, "range"},
+		 ERANGE, "range", "A_KNOBS/KNOB_ARC_DELAY/KNOB_DELAY_US"},
 	};
 	Knobs before = nl()->set_knobs(u, Knobs{});
 	for (const BadKnob &b : bad) {
@@ -142,6 +143,10 @@ TEST_F(Knob, BadValuesAreRefusedWithAReasonAndChangeNothing)
 		Knobs k = b.knobs;
 		k.dirty_rate = k.dirty_rate.value_or(5); // a valid change riding along
 		EXPECT_CONTROL_ERROR(nl()->set_knobs(u, k), b.err, b.text);
+		auto e = control_error([&] { nl()->set_knobs(u, k); });
+		ASSERT_TRUE(e);
+		EXPECT_NE(e->attribute().find(b.attr), std::string::npos)
+			<< "the extack points at \"" << e->attribute() << "\", want \"" << b.attr << "\"";
 		Knobs after = nl()->set_knobs(u, Knobs{});
 		EXPECT_EQ(after.dirty_rate, before.dirty_rate) << "a refused KNOBS_SET applied part of its values";
 		EXPECT_EQ(after.arc_delays.size(), before.arc_delays.size());

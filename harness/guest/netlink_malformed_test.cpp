@@ -54,6 +54,9 @@ TEST_F(NetlinkInput, IllTypedAttributeIsRefused)
 	b.u32(VFIO_MIG_EMU_FAULT_EFFECT, VFIO_MIG_EMU_EFFECT_FAIL);
 	b.end_nest(n);
 	expect_refused(VFIO_MIG_EMU_CMD_FAULT_ADD, b, 0, "length");
+	RawReply r = nl()->raw_request(VFIO_MIG_EMU_CMD_FAULT_ADD, b.data());
+	EXPECT_EQ(r.attribute.rfind("A_FAULT/FAULT_SITE", 0), 0u)
+		<< "NLMSGERR_ATTR_OFFS should name the ill-typed attribute: " << r.attribute;
 	AttrBuf w = with_uuid();
 	w.u64(VFIO_MIG_EMU_A_WORKLOAD_ACTION, 1).u32(VFIO_MIG_EMU_A_WORKLOAD_COUNT, 1);
 	expect_refused(VFIO_MIG_EMU_CMD_WORKLOAD, w, 0, "length");
@@ -124,6 +127,7 @@ TEST_F(NetlinkInput, BadHeadersAndCommandsAreRefused)
 	r = nl()->raw_request(VFIO_MIG_EMU_CMD_DEV_GET, {});
 	EXPECT_EQ(errno_name(r.err), "EINVAL");
 	EXPECT_NE(r.extack.find("VFIO_MIG_EMU_A_UUID"), std::string::npos) << r.extack;
+	EXPECT_EQ(r.attribute, "missing A_UUID") << "NLMSGERR_ATTR_MISS_TYPE";
 }
 
 TEST_F(NetlinkInput, RandomBytesAreRefusedWithoutKernelWarnings)

@@ -386,13 +386,15 @@ std::string describe(const Event &e)
 
 // --- errors -----------------------------------------------------------------
 
-ControlError::ControlError(int err, std::string call, std::string uuid, std::string extack)
+ControlError::ControlError(int err, std::string call, std::string uuid, std::string extack, std::string attribute)
 	: Error(err, call + (uuid.empty() ? "" : " on " + uuid)), call_(std::move(call)), uuid_(std::move(uuid)),
-	  extack_(std::move(extack))
+	  extack_(std::move(extack)), attribute_(std::move(attribute))
 {
 	full_ = Error::what();
 	if (!extack_.empty())
 		full_ += ": " + extack_;
+	if (!attribute_.empty())
+		full_ += " [" + attribute_ + "]";
 }
 
 void NlSockDeleter::operator()(nl_sock *sk) const noexcept { nl_socket_free(sk); }
@@ -505,15 +507,113 @@ void put_knobs(AttrBuf &b, const Knobs &k)
 struct Transaction {
 	int family = -1;
 	std::uint32_t seq = 0;
+	ByteSpan request; ///< the request's attributes, to name NLMSGERR_ATTR_OFFS
 	RawReply reply;
 	bool done = false;
 };
 
-/// Extended-ack TLVs: NLMSGERR_ATTR_MSG into `extack`.
-void parse_ack_tlvs(ByteSpan tlvs, std::string *extack)
+/// Attribute names by the nest they appear in (uAPI enum suffixes).
+enum class Space { Top, Knobs, Arc, Fault, Other };
+
+std::string attr_name(Space sp, std::uint16_t type)
 {
-	if (auto m = Attrs(tlvs).str(NLMSGERR_ATTR_MSG))
-		*extack = *m;
+	static const char *const top[] = {"A_UNSPEC", "A_PAD", "A_UUID", "A_PROFILE", "A_STATE", "A_MEM_SIZE",
+		"A_DEVICE_OPEN", "A_SESSIONS", "A_DIGEST", "A_NR_RESOURCES", "A_COUNTERS", "A_PRECOPY", "A_KNOBS",
+		"A_FAULT", "A_FAULT_ID", "A_WORKLOAD_ACTION", "A_WORKLOAD_COUNT", "A_EVENT_SEQ", "A_TIMESTAMP_NS",
+		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS"};
+	static const char *const fault[] = {"FAULT_UNSPEC", "FAULT_PAD", "FAULT_SITE", "FAULT_FROM_STATE",
+		"FAULT_TO_STATE", "FAULT_TRIGGER", "FAULT_N", "FAULT_PROBABILITY_PPM", "FAULT_SEED", "FAULT_EFFECT",
+		"FAULT_ERRNO", "FAULT_DELAY_US", "FAULT_CALLS", "FAULT_HITS", "FAULT_ID"};
+	static_assert(std::size(top) == VFIO_MIG_EMU_A_MAX + 1);
+	static_assert(std::size(fault) == VFIO_MIG_EMU_FAULT_MAX + 1);
+	switch (sp) {
+	case Space::Top:
+		if (type < std::size(top))
+			return top[type];
+		break;
+	case Space::Knobs:
+		if (type == VFIO_MIG_EMU_KNOB_DELAY_US)
+			return "KNOB_DELAY_US";
+		if (parse_knob(knob_name(type)))
+			return "KNOB_" + knob_name(type);
+		break;
+	case Space::Arc:
+		if (type == VFIO_MIG_EMU_KNOB_DELAY_US)
+			return "KNOB_DELAY_US";
+		return attr_name(Space::Top, type);
+	case Space::Fault:
+		if (type < std::size(fault))
+			return fault[type];
+		break;
+	case Space::Other:
+		break;
+	}
+	return "attribute " + std::to_string(type);
+}
+
+Space inner_space(Space sp, std::uint16_t type)
+{
+	if (sp == Space::Top && type == VFIO_MIG_EMU_A_KNOBS)
+		return Space::Knobs;
+	if (sp == Space::Top && type == VFIO_MIG_EMU_A_FAULT)
+		return Space::Fault;
+	if (sp == Space::Knobs && type == VFIO_MIG_EMU_KNOB_ARC_DELAY)
+		return Space::Arc;
+	return Space::Other;
+}
+
+/// The path of the attribute starting at `offset` in `attrs` (which starts
+/// at `base` in the message): "A_KNOBS/KNOB_DIRTY_RATE".
+std::string attr_path(ByteSpan attrs, std::size_t base, std::size_t offset, Space sp)
+{
+	std::size_t pos = 0;
+	while (pos + NLA_HDRLEN <= attrs.size()) {
+		std::uint16_t len, type;
+		std::memcpy(&len, attrs.data() + pos, 2);
+		std::memcpy(&type, attrs.data() + pos + 2, 2);
+		if (len < NLA_HDRLEN || pos + len > attrs.size())
+			break;
+		auto t = static_cast<std::uint16_t>(type & NLA_TYPE_MASK);
+		std::size_t at = base + pos;
+		if (at == offset)
+			return attr_name(sp, t);
+		if ((type & NLA_F_NESTED) && offset > at && offset < at + len)
+			return attr_name(sp, t) + "/" +
+			       attr_path(attrs.subspan(pos + NLA_HDRLEN, len - NLA_HDRLEN), at + NLA_HDRLEN, offset,
+					 inner_space(sp, t));
+		pos += NLA_ALIGN(len);
+	}
+	return "offset " + std::to_string(offset);
+}
+
+/// Extended-ack TLVs: the message, and what the kernel pointed at.
+void parse_ack_tlvs(ByteSpan tlvs, Transaction *t)
+{
+	Attrs a(tlvs);
+	if (auto m = a.str(NLMSGERR_ATTR_MSG))
+		t->reply.extack = *m;
+	std::string &where = t->reply.attribute;
+	if (auto off = a.u32(NLMSGERR_ATTR_OFFS))
+		where = attr_path(t->request, NLMSG_HDRLEN + GENL_HDRLEN, *off, Space::Top);
+	if (auto miss = a.u32(NLMSGERR_ATTR_MISS_TYPE)) {
+		Space sp = Space::Top;
+		if (auto nest = a.u32(NLMSGERR_ATTR_MISS_NEST)) {
+			std::string path = attr_path(t->request, NLMSG_HDRLEN + GENL_HDRLEN, *nest, Space::Top);
+			sp = path.find("A_FAULT") == 0 ? Space::Fault : path.find("A_KNOBS") == 0 ? Space::Knobs : Space::Other;
+		}
+		where = "missing " + attr_name(sp, static_cast<std::uint16_t>(*miss));
+	}
+	if (a.get(NLMSGERR_ATTR_POLICY)) {
+		Attrs pol = a.nested(NLMSGERR_ATTR_POLICY);
+		auto lo = pol.u64(NL_POLICY_TYPE_ATTR_MIN_VALUE_U);
+		auto hi = pol.u64(NL_POLICY_TYPE_ATTR_MAX_VALUE_U);
+		if (lo && hi)
+			where += (where.empty() ? "" : ", ") + std::string("valid ") + std::to_string(*lo) + ".." +
+				 std::to_string(*hi);
+		auto maxlen = pol.u32(NL_POLICY_TYPE_ATTR_MAX_LENGTH);
+		if (maxlen)
+			where += (where.empty() ? "" : ", ") + std::string("at most ") + std::to_string(*maxlen) + " bytes";
+	}
 }
 
 int on_seq_check(nl_msg *msg, void *arg)
@@ -555,7 +655,7 @@ int on_finish(nl_msg *msg, void *arg)
 			if (nlh->nlmsg_flags & NLM_F_ACK_TLVS)
 				parse_ack_tlvs({static_cast<const std::uint8_t *>(nlmsg_data(nlh)) + sizeof(int),
 						len - sizeof(int)},
-					       &t->reply.extack);
+					       t);
 		}
 	}
 	return NL_STOP;
@@ -577,7 +677,7 @@ int on_error(sockaddr_nl *, nlmsgerr *e, void *arg)
 			off += e->msg.nlmsg_len - NLMSG_HDRLEN;
 		std::size_t total = nlh->nlmsg_len - NLMSG_HDRLEN;
 		if (off < total)
-			parse_ack_tlvs({reinterpret_cast<const std::uint8_t *>(e) + off, total - off}, &t->reply.extack);
+			parse_ack_tlvs({reinterpret_cast<const std::uint8_t *>(e) + off, total - off}, t);
 	}
 	return NL_STOP;
 }
@@ -636,6 +736,7 @@ RawReply Client::transact(std::uint8_t cmd, ByteSpan attrs, std::uint16_t nl_fla
 
 	Transaction t;
 	t.family = family_;
+	t.request = attrs;
 	CbPtr cb(nl_cb_alloc(NL_CB_DEFAULT), nl_cb_put);
 	if (!cb)
 		throw ControlError(ENOMEM, cmd_name(cmd) + ": nl_cb_alloc", "", "");
@@ -666,7 +767,7 @@ std::vector<Bytes> Client::call(const char *name, const std::string &uuid, std::
 {
 	RawReply r = transact(cmd, attrs, dump ? NLM_F_DUMP : 0, VFIO_MIG_EMU_GENL_VERSION, 0);
 	if (r.err)
-		throw ControlError(r.err, name, uuid, r.extack);
+		throw ControlError(r.err, name, uuid, r.extack, r.attribute);
 	return std::move(r.messages);
 }
 

@@ -365,7 +365,17 @@ int cmd_state(const ControlCommands::Options &o)
 	// Setting needs the device fd: only one process can hold it (EBUSY
 	// otherwise), and closing it ends every session (the next open resets
 	// the device). The state lasts while this process holds the fd.
-	auto dev = Device::open_sysfs(mdev_device_path(o.uuid));
+	std::optional<Device> held;
+	try {
+		held.emplace(Device::open_sysfs(mdev_device_path(o.uuid)));
+	} catch (const Error &e) {
+		if (e.err() == EBUSY)
+			throw Error(EBUSY, std::string(e.context()) + " [another process holds the device; its state "
+									"can only be changed there, but knob, fault and "
+									"workload reach it]");
+		throw;
+	}
+	Device &dev = *held;
 	std::vector<MigrationSession> sessions; // data fds stay open while held
 	int rc = 0;
 	if (!o.state.empty())
@@ -683,13 +693,16 @@ bool ControlCommands::run(int *rc)
 	for (auto &[sub, fn] : commands_) {
 		if (!sub->parsed())
 			continue;
+		std::string name = sub->get_name();
+		if (CLI::App *parent = sub->get_parent(); parent && parent->get_parent())
+			name = parent->get_name() + " " + name;
 		try {
 			*rc = fn();
 		} catch (const CLI::ValidationError &e) {
-			std::fprintf(stderr, "vfio-migctl %s: %s\n", sub->get_name().c_str(), e.what());
+			std::fprintf(stderr, "vfio-migctl %s: %s\n", name.c_str(), e.what());
 			*rc = 2;
 		} catch (const std::exception &e) {
-			std::fprintf(stderr, "vfio-migctl %s: %s\n", sub->get_name().c_str(), e.what());
+			std::fprintf(stderr, "vfio-migctl %s: %s\n", name.c_str(), e.what());
 			*rc = 1;
 		}
 		return true;

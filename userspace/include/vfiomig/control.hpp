@@ -173,17 +173,20 @@ std::string describe(const Event &e);
 /// result out of range (ERANGE): <extack>".
 class ControlError : public Error {
 public:
-	ControlError(int err, std::string call, std::string uuid, std::string extack);
+	/// `attribute`: the request attribute the kernel pointed at, if any
+	/// (see RawReply::attribute).
+	ControlError(int err, std::string call, std::string uuid, std::string extack, std::string attribute = {});
 	const std::string &call() const noexcept { return call_; }
 	const std::string &uuid() const noexcept { return uuid_; }
 	/// NLMSGERR_ATTR_MSG, empty when the kernel gave none.
 	const std::string &extack() const noexcept { return extack_; }
-	/// NLMSGERR_ATTR_OFFS when the kernel named an attribute.
-	std::optional<std::uint32_t> extack_offset;
+	/// The offending attribute and its valid range, e.g.
+	/// "A_KNOBS/KNOB_DIRTY_RATE, valid 0..262144"; empty when none.
+	const std::string &attribute() const noexcept { return attribute_; }
 	const char *what() const noexcept override { return full_.c_str(); }
 
 private:
-	std::string call_, uuid_, extack_, full_;
+	std::string call_, uuid_, extack_, attribute_, full_;
 };
 
 struct NlSockDeleter {
@@ -214,7 +217,11 @@ private:
 /// The outcome of a raw request (for malformed-message tests).
 struct RawReply {
 	int err = 0;               ///< 0 or the positive errno of the ack
-	std::string extack;
+	std::string extack;        ///< NLMSGERR_ATTR_MSG
+	/// What NLMSGERR_ATTR_OFFS / _POLICY / _MISS_TYPE point at, named
+	/// against the request: "A_KNOBS/KNOB_DIRTY_RATE, valid 0..262144",
+	/// "missing A_UUID". Empty when the kernel named nothing.
+	std::string attribute;
 	std::vector<Bytes> messages; ///< attribute areas of the replies
 };
 
