@@ -64,14 +64,8 @@ std::vector<bool> model(std::uint64_t seed, std::uint32_t ppm, int calls)
 {
 	std::vector<bool> out;
 	std::uint64_t state = seed;
-	for (int i = 0; i < calls; i++) {
-		state += 0x9e3779b97f4a7c15ull;
-		std::uint64_t z = state;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
-		out.push_back((z >> 32) % 1000000 < ppm);
-	}
+	for (int i = 0; i < calls; i++)
+		out.push_back((emu::splitmix64_next(state) >> 32) % 1000000 < ppm);
 	return out;
 }
 
