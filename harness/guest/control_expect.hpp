@@ -2,6 +2,7 @@
 // errno and an extack text, and a fixture on the "full" profile.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,12 @@ std::optional<control::ControlError> control_error(F &&fn)
 		EXPECT_NE(ce_->extack().find(text), std::string::npos)                            \
 			<< "extack \"" << ce_->extack() << "\" does not mention \"" << (text) << "\""; \
 	} while (0)
+
+/// The least time a call with a 100 ms DELAY (fault or arc knob) may take.
+/// The module sleeps 20 ms and more with msleep_interruptible(), which is
+/// jiffy-based: under TCG a 100 ms sleep was measured at 99.04 ms of
+/// CLOCK_MONOTONIC. A missing delay still fails by far.
+inline constexpr std::chrono::milliseconds kDelayFloor{95};
 
 /// Tests on the "full" profile (every optional state).
 class FullProfileTest : public ProfileFixture {

@@ -36,7 +36,7 @@ TEST_F(FaultIoctl, SetStateDelaySlowsEveryMatchingArc)
 	f.to = static_cast<std::uint32_t>(State::Stop);
 	f.delay_us = 100000;
 	nl()->add_fault(dev.label(), f);
-	EXPECT_GE(elapsed([&] { dev.set_state(State::Stop); }), std::chrono::milliseconds(100));
+	EXPECT_GE(elapsed([&] { dev.set_state(State::Stop); }), kDelayFloor);
 	EXPECT_EQ(state_name(dev.get_state()), "STOP") << "DELAY must not stop the transition";
 	EXPECT_EQ(nl()->faults(dev.label()).at(0).hits, 1u) << "only the arc into STOP matches";
 }
@@ -75,7 +75,7 @@ TEST_F(FaultIoctl, PrecopyInfoDelayTakesAtLeastTheDelay)
 	Fault f = first_call(Site::PrecopyInfo, Effect::Delay);
 	f.delay_us = 100000;
 	nl()->add_fault(dev.label(), f);
-	EXPECT_GE(elapsed([&] { EXPECT_OK(s.data.precopy_info()); }), std::chrono::milliseconds(100));
+	EXPECT_GE(elapsed([&] { EXPECT_OK(s.data.precopy_info()); }), kDelayFloor);
 }
 
 TEST_F(FaultIoctl, GarbagePrecopySizesDoNotBreakTheMigration)
@@ -130,7 +130,7 @@ TEST_F(FaultIoctl, DataSizeDelayTakesAtLeastTheDelay)
 	Fault f = first_call(Site::DataSize, Effect::Delay);
 	f.delay_us = 100000;
 	nl()->add_fault(dev.label(), f);
-	EXPECT_GE(elapsed([&] { EXPECT_OK(dev.try_stop_copy_size()); }), std::chrono::milliseconds(100));
+	EXPECT_GE(elapsed([&] { EXPECT_OK(dev.try_stop_copy_size()); }), kDelayFloor);
 }
 
 TEST_F(FaultIoctl, GarbageDataSizeDoesNotBreakTheMigration)
@@ -183,7 +183,7 @@ TEST_F(FaultIoctl, ResetDelayTakesAtLeastTheDelay)
 	Fault f = first_call(Site::Reset, Effect::Delay);
 	f.delay_us = 100000;
 	nl()->add_fault(dev.label(), f);
-	EXPECT_GE(elapsed([&] { EXPECT_OK(dev.try_reset()); }), std::chrono::milliseconds(100));
+	EXPECT_GE(elapsed([&] { EXPECT_OK(dev.try_reset()); }), kDelayFloor);
 }
 
 TEST_F(FaultIoctl, OpenFailRefusesTheDeviceFdOnce)
@@ -210,7 +210,7 @@ TEST_F(FaultIoctl, OpenDelayTakesAtLeastTheDelay)
 	f.delay_us = 100000;
 	nl()->add_fault(fresh.uuid(), f);
 	EXPECT_GE(elapsed([&] { Device dev = Device::open_sysfs(fresh.sysfs_path()); }),
-		  std::chrono::milliseconds(100));
+		  kDelayFloor);
 }
 
 TEST_F(FaultIoctl, EffectsASiteCannotCarryOutAreRefused)
