@@ -7,22 +7,28 @@
  * applied and counted as a hit.  DELAY is carried out here; the caller
  * carries out the other effects.
  */
-#include <linux/delay.h>
+#include <linux/hrtimer.h>
+#include <linux/sched/signal.h>
 #include <linux/list.h>
 #include <linux/slab.h>
 
 #include "vme.h"
 #include "trace.h"
 
-/* Sleep @us microseconds; a signal cuts it short. */
+/*
+ * Sleep @us microseconds of CLOCK_MONOTONIC; a signal cuts it short.  An
+ * hrtimer rather than msleep(): jiffies can run ahead of CLOCK_MONOTONIC
+ * in an emulated guest, and userspace measures delays with the latter.
+ */
 void vme_sleep_us(u32 us)
 {
-	if (!us)
-		return;
-	if (us < 20000)
-		usleep_range(us, us + us / 8 + 1);
-	else
-		msleep_interruptible(DIV_ROUND_UP(us, 1000));
+	ktime_t end = ktime_add_us(ktime_get(), us);
+
+	while (!signal_pending(current) && ktime_before(ktime_get(), end)) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		schedule_hrtimeout_range(&end, 0, HRTIMER_MODE_ABS);
+	}
+	__set_current_state(TASK_RUNNING);
 }
 
 void vme_faults_init(struct vme_device *vme)
