@@ -934,7 +934,8 @@ bool EventSubscription::receive(std::chrono::milliseconds timeout)
 		return true;
 	if (pfd[1].revents)
 		return false;
-	if (pfd[0].revents & POLLIN) {
+	// POLLERR too: an overrun (ENOBUFS) is reported by the next recv.
+	if (pfd[0].revents) {
 		EventSink sink{family_, &queue_};
 		CbPtr cb(nl_cb_alloc(NL_CB_DEFAULT), nl_cb_put);
 		if (!cb)
