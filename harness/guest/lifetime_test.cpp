@@ -1,6 +1,15 @@
 // Closing the device fd ends its sessions; a data fd outliving its device fails cleanly with ENODEV.
 #include "common.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+
 namespace vfiomig::test {
 namespace {
 
@@ -47,7 +56,82 @@ TEST_P(Lifetime, ResumingFdOutlivesTheDeviceFd)
 	EXPECT_ERRNO(resuming.write(ByteSpan(stream).subspan(kStreamHeaderSize)), ENODEV);
 }
 
+TEST_P(Lifetime, DeviceCloseWakesAThreadBlockedInPoll)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	MdevInstance mdev = MdevInstance::create(profile());
+	auto dev = std::make_unique<Device>(Device::open_sysfs(mdev.sysfs_path()));
+	auto s = dev->set_state(State::PreCopy);
+	ASSERT_TRUE(s.has_data());
+	std::vector<std::uint8_t> buf(64 * 1024);
+	for (;;) { // drain to the temporary end: poll now waits
+		auto r = s.data.read(buf);
+		if (!r.ok()) {
+			ASSERT_EQ(r.err(), ENOMSG) << r.describe();
+			break;
+		}
+	}
+	int fd = s.data.fd().get();
+	auto waiter = std::async(std::launch::async, [fd] {
+		struct pollfd p {fd, POLLIN, 0};
+		int n = ::poll(&p, 1, 20000);
+		return n == 1 ? p.revents : -1;
+	});
+	EXPECT_EQ(waiter.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+		<< "poll returned with nothing to read";
+	dev.reset(); // closes the device fd: the session ends under the waiter
+	ASSERT_EQ(waiter.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+		<< "the thread blocked in poll was not woken by the device close";
+	short ev = static_cast<short>(waiter.get());
+	EXPECT_TRUE(ev & (POLLHUP | POLLERR)) << "revents " << ev;
+	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+}
+
 VFIOMIG_INSTANTIATE_PROFILES(Lifetime);
+
+/// delete_module(2) without waiting: EBUSY/EAGAIN while the module is in use.
+int try_unload(const char *name)
+{
+	long r = ::syscall(SYS_delete_module, name, O_NONBLOCK);
+	return r == 0 ? 0 : errno;
+}
+
+int module_refcnt()
+{
+	std::ifstream in("/sys/module/vfio_mig_emu/refcnt");
+	int n = -1;
+	in >> n;
+	return n;
+}
+
+/// Removal is refused while a device fd or a data fd is open. Never let
+/// it succeed here: the suite needs the module (guest-check unloads it
+/// afterwards and fails if that is refused).
+TEST(ModuleRemoval, RefusedWhileADeviceOrDataFdIsOpen)
+{
+	if (!module_loaded())
+		GTEST_SKIP() << "vfio_mig_emu is not loaded";
+	if (::geteuid() != 0)
+		GTEST_SKIP() << "delete_module needs CAP_SYS_MODULE";
+	MdevInstance mdev = MdevInstance::create(Profile::Full);
+	DataFd data;
+	{
+		Device dev = Device::open_sysfs(mdev.sysfs_path());
+		int ref = module_refcnt();
+		ASSERT_GT(ref, 0) << "an open device fd holds no module reference: not trying delete_module";
+		int err = try_unload("vfio_mig_emu");
+		EXPECT_TRUE(err == EBUSY || err == EAGAIN || err == EWOULDBLOCK) << "delete_module: " << errno_name(err);
+		auto s = dev.set_state(State::StopCopy);
+		ASSERT_TRUE(s.has_data());
+		data = std::move(s.data);
+	}
+	// Only the data fd is left of this device (the pool may hold others).
+	ASSERT_GT(module_refcnt(), 0) << "an open data fd holds no module reference: not trying delete_module";
+	int err = try_unload("vfio_mig_emu");
+	EXPECT_TRUE(err == EBUSY || err == EAGAIN || err == EWOULDBLOCK) << "delete_module: " << errno_name(err);
+	EXPECT_TRUE(module_loaded());
+	data.close();
+}
 
 } // namespace
 } // namespace vfiomig::test

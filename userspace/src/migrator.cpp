@@ -1,8 +1,8 @@
 #include "vfiomig/migrator.hpp"
+#include "vfiomig/parallel.hpp"
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -387,107 +387,77 @@ MigrationReport Migrator::run()
 			opt_.after_decision();
 
 		// ---- switchover: the vCPUs stop now ----
+		// The phases run on the parallel state-change engine: one thread
+		// per device pair with a barrier between phases (or sequentially).
+		// Source PRE_COPY -> PRE_COPY_P2P for all before any STOP_COPY;
+		// destination RUNNING_P2P for all before any RUNNING.
 		auto t_stop = Clock::now();
-		std::atomic<bool> abort_switch{false};
-		auto guarded = [&](Slot &s, auto &&fn) {
-			if (failed || abort_switch)
-				return;
-			try {
-				fn();
-			} catch (const std::exception &e) {
-				s.error = e.what();
-				fail(e.what());
-			}
-		};
 		auto phase_quiesce = [&](Slot &s) {
-			guarded(s, [&] {
-				if (!(s.sflags & kMigP2P))
-					return;
-				check_set(*s.src, s.precopy ? State::PreCopyP2P : State::RunningP2P);
-			});
+			if (!(s.sflags & kMigP2P))
+				return;
+			State from = s.precopy ? State::PreCopy : State::Running;
+			set_state_step(*s.src, from, s.precopy ? State::PreCopyP2P : State::RunningP2P);
 		};
 		auto phase_final_query = [&](Slot &s) {
-			guarded(s, [&] {
-				if (!s.precopy || !opt_.final_query)
-					return;
-				PrecopyInfo pi = s.out.precopy_info(0).value();
-				s.final_obs = PrecopyObservation{pi.flags, pi.initial_bytes, pi.dirty_bytes, s.v2};
-			});
+			if (!s.precopy || !opt_.final_query)
+				return;
+			PrecopyInfo pi = s.out.precopy_info(0).value();
+			s.final_obs = PrecopyObservation{pi.flags, pi.initial_bytes, pi.dirty_bytes, s.v2};
 		};
-		auto judge = [&]() noexcept {
+		auto judge = [&]() -> std::optional<std::string> {
 			for (std::size_t i = 0; i < n; i++)
 				if (slots[i].final_obs)
 					gate.observe(i, *slots[i].final_obs);
-			if (gate.failure()) {
-				fail(*gate.failure());
-				abort_switch = true;
-			}
+			if (gate.failure())
+				return *gate.failure();
+			return std::nullopt;
 		};
 		auto phase_copy = [&](Slot &s) {
-			guarded(s, [&] {
-				s.t_stop_copy = Clock::now();
-				MigrationSession sc = s.src->set_state(State::StopCopy);
-				if (!s.precopy) {
-					if (!sc.has_data())
-						throw Error(EIO, "Migrator: no data fd for STOP_COPY on " + s.src->label());
-					s.out = std::move(sc.data);
-				}
-				std::vector<std::uint8_t> b(64 * 1024);
-				for (;;) {
-					auto r = s.out.read(b);
-					if (*r == 0)
-						break;
-					write_all(s.in, ByteSpan(b.data(), *r)).value();
-					s.rep->stop_copy_bytes += *r;
-				}
-				check_set(*s.dst, (s.dflags & kMigP2P) ? State::RunningP2P : State::Stop);
-				s.t_loaded = Clock::now();
-				// The stopped source's digest; its cost is not charged to the
-				// device's downtime (only to the barrier wait after it).
-				if (opt_.digest)
-					s.rep->src_digest = opt_.digest(*s.src);
-			});
+			s.t_stop_copy = Clock::now();
+			State from = (s.sflags & kMigP2P) ? (s.precopy ? State::PreCopyP2P : State::RunningP2P)
+							  : (s.precopy ? State::PreCopy : State::Running);
+			MigrationSession sc = set_state_step(*s.src, from, State::StopCopy);
+			if (!s.precopy) {
+				if (!sc.has_data())
+					throw Error(EIO, "Migrator: no data fd for STOP_COPY on " + s.src->label());
+				s.out = std::move(sc.data);
+			}
+			std::vector<std::uint8_t> b(64 * 1024);
+			for (;;) {
+				auto r = s.out.read(b);
+				if (*r == 0)
+					break;
+				write_all(s.in, ByteSpan(b.data(), *r)).value();
+				s.rep->stop_copy_bytes += *r;
+			}
+			set_state_step(*s.dst, State::Resuming, (s.dflags & kMigP2P) ? State::RunningP2P : State::Stop);
+			s.t_loaded = Clock::now();
+			// The stopped source's digest; its cost is not charged to the
+			// device's downtime (only to the barrier wait after it).
+			if (opt_.digest)
+				s.rep->src_digest = opt_.digest(*s.src);
 		};
 		auto phase_run = [&](Slot &s) {
-			guarded(s, [&] {
-				check_set(*s.dst, State::Running);
-				s.t_running = Clock::now();
-				check_set(*s.src, State::Stop);
-				if (opt_.digest)
-					s.rep->dst_digest = opt_.digest(*s.dst);
-			});
+			set_state_step(*s.dst, (s.dflags & kMigP2P) ? State::RunningP2P : State::Stop, State::Running);
+			s.t_running = Clock::now();
+			check_set(*s.src, State::Stop);
+			if (opt_.digest)
+				s.rep->dst_digest = opt_.digest(*s.dst);
 		};
 
-		if (opt_.parallel) {
-			std::barrier quiesced(static_cast<std::ptrdiff_t>(n), [&]() noexcept {});
-			std::barrier queried(static_cast<std::ptrdiff_t>(n), judge);
-			std::barrier copied(static_cast<std::ptrdiff_t>(n), [&]() noexcept {});
-			std::vector<std::jthread> threads;
-			threads.reserve(n);
-			for (std::size_t i = 0; i < n; i++) {
-				threads.emplace_back([&, i] {
-					Slot &s = slots[i];
-					phase_quiesce(s);
-					quiesced.arrive_and_wait();
-					phase_final_query(s);
-					queried.arrive_and_wait();
-					phase_copy(s);
-					copied.arrive_and_wait();
-					phase_run(s);
-				});
-			}
-			threads.clear(); // joins
-		} else {
-			for (Slot &s : slots)
-				phase_quiesce(s);
-			for (Slot &s : slots)
-				phase_final_query(s);
-			judge();
-			for (Slot &s : slots)
-				phase_copy(s);
-			for (Slot &s : slots)
-				phase_run(s);
-		}
+		std::vector<std::string> labels;
+		for (Slot &s : slots)
+			labels.push_back(s.src->label() + "->" + s.dst->label());
+		auto each = [&](auto fn) { return [&slots, fn](std::size_t i) { fn(slots[i]); }; };
+		PhaseEngine engine(n, opt_.parallel ? ExecMode::Parallel : ExecMode::Sequential, labels);
+		EngineReport er = engine.run({
+			{"quiesce", each(phase_quiesce), {}},
+			{"final-query", each(phase_final_query), judge},
+			{"stop-copy", each(phase_copy), {}},
+			{"run", each(phase_run), {}},
+		});
+		if (!er.ok)
+			fail(er.error->device < n ? er.error->describe() : er.error->what);
 		if (failed)
 			throw Error(EPROTO, first_error);
 
