@@ -247,8 +247,12 @@ struct vfio_mig_emu_resource {
  *
  * Every command that changes anything needs CAP_NET_ADMIN
  * (GENL_ADMIN_PERM).  Attributes are validated by a strict policy: an
- * unknown, oversized or ill-typed attribute fails the request with an
- * extack message naming it.  A device is named by VFIO_MIG_EMU_A_UUID.
+ * unknown, oversized, ill-typed or out-of-range attribute fails the
+ * request with an extack that points at it (NLMSGERR_ATTR_OFFS, plus
+ * NLMSGERR_ATTR_POLICY with the valid range); the message text is the
+ * kernel's generic one ("integer out of range") for policy failures and
+ * names the attribute and value for the module's own checks.  A device is
+ * named by VFIO_MIG_EMU_A_UUID.
  */
 #define VFIO_MIG_EMU_GENL_VERSION	1
 #define VFIO_MIG_EMU_MCGRP_EVENTS	"events"
@@ -325,6 +329,7 @@ enum vfio_mig_emu_attr {
 	VFIO_MIG_EMU_A_SESSION_OPEN,	/* u8: 1 opened, 0 ended */
 	VFIO_MIG_EMU_A_BYTES,		/* u64 */
 	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
+	VFIO_MIG_EMU_A_KMEM,		/* nest: enum vfio_mig_emu_kmem (DEV_GET) */
 	__VFIO_MIG_EMU_A_MAX,
 };
 
@@ -562,5 +567,30 @@ enum vfio_mig_emu_stat {
 };
 
 #define VFIO_MIG_EMU_STAT_MAX		(__VFIO_MIG_EMU_STAT_MAX - 1)
+
+/*
+ * Kernel memory the module holds for one device (DEV_GET, A_KMEM), in
+ * bytes as allocated (the size asked of the allocator; slab rounding and
+ * xarray nodes, about 0.2 % of PAGES, are not included):
+ *   PAGES      materialized device memory pages (first write allocates;
+ *              never-written pages cost nothing)
+ *   BITMAPS    the device's present/dirty bitmaps and those of an open
+ *              saving session (3 more): 1 bit per page each
+ *   BUFFERS    staging buffers and session structs of open data files
+ *              (one record each: the saving path streams from device
+ *              memory, it never holds a second copy of the state)
+ *   RESOURCES  the resource table
+ */
+enum vfio_mig_emu_kmem {
+	VFIO_MIG_EMU_KMEM_UNSPEC,
+	VFIO_MIG_EMU_KMEM_PAD,
+	VFIO_MIG_EMU_KMEM_PAGES,	/* u64 */
+	VFIO_MIG_EMU_KMEM_BITMAPS,	/* u64 */
+	VFIO_MIG_EMU_KMEM_BUFFERS,	/* u64 */
+	VFIO_MIG_EMU_KMEM_RESOURCES,	/* u64 */
+	__VFIO_MIG_EMU_KMEM_MAX,
+};
+
+#define VFIO_MIG_EMU_KMEM_MAX		(__VFIO_MIG_EMU_KMEM_MAX - 1)
 
 #endif /* _UAPI_VFIO_MIG_EMU_H */
