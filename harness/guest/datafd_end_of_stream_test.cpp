@@ -58,6 +58,27 @@ TEST_P(DataFdEnd, PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData)
 	EXPECT_GT(*r, 0u);
 }
 
+TEST_P(DataFdEnd, PollerWakesWhenTheSessionEnds)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy);
+	Device &dev = src();
+	auto s = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(s.has_data());
+	ASSERT_OK(pump(s.data, nullptr, {PumpUntil::NoMsg, {}, {}, nullptr}));
+	// A consumer blocked in poll() at the temporary end must not hang
+	// when the session is ended under it.
+	std::thread ender([&dev] {
+		std::this_thread::sleep_for(std::chrono::milliseconds(100));
+		(void)dev.try_set_state(State::Running);
+	});
+	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};
+	int n = ::poll(&pfd, 1, 5000);
+	ender.join();
+	ASSERT_EQ(n, 1) << "poll did not wake when the session ended";
+	std::uint8_t buf[64];
+	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+}
+
 VFIOMIG_INSTANTIATE_PROFILES(DataFdEnd);
 
 } // namespace
