@@ -91,9 +91,22 @@ void vme_migf_wake(struct vme_migration_file *migf)
 	wake_up_interruptible_poll(&migf->poll_wait, EPOLLIN | EPOLLRDNORM);
 }
 
+/* Staging buffer, session struct and (saving) the three session bitmaps. */
+static void vme_migf_kmem(struct vme_device *vme,
+			  struct vme_migration_file *migf, int sign)
+{
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BUFFERS,
+		 sign * (s64)(VME_BUF_SIZE + sizeof(*migf)));
+	if (migf->init_map)
+		vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
+			 sign * 3 * vme_bitmap_bytes(vme->nr_pages));
+}
+
 static void vme_migf_free_buf_locked(struct vme_migration_file *migf)
 {
 	lockdep_assert_held(&migf->lock);
+	if (migf->buf && migf->vme)
+		vme_migf_kmem(migf->vme, migf, -1);
 	bitmap_free(migf->init_map);
 	migf->init_map = NULL;
 	bitmap_free(migf->tmp_map);
@@ -111,8 +124,8 @@ void vme_migf_disable(struct vme_migration_file *migf)
 {
 	mutex_lock(&migf->lock);
 	migf->disabled = true;
-	migf->vme = NULL;
 	vme_migf_free_buf_locked(migf);
+	migf->vme = NULL;
 	mutex_unlock(&migf->lock);
 	wake_up_interruptible_poll(&migf->poll_wait, EPOLLHUP | EPOLLERR);
 }
@@ -169,6 +182,7 @@ vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
 	}
 	stream_open(filp->f_inode, filp);
 	migf->filp = filp;
+	vme_migf_kmem(vme, migf, 1);
 	atomic_inc(&vme_live_files);
 	atomic_inc(&vme_live_buffers);
 	return migf;
@@ -936,9 +950,32 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * Writable while the session lives (a rejected stream still accepts the
+ * call, which fails -EINVAL: EPOLLERR); once it ended, EPOLLHUP|EPOLLERR
+ * as for the saving file, so a waiter learns the session is gone.
+ */
+static __poll_t vme_resume_poll(struct file *filp, poll_table *wait)
+{
+	struct vme_migration_file *migf = filp->private_data;
+	__poll_t mask;
+
+	poll_wait(filp, &migf->poll_wait, wait);
+	mutex_lock(&migf->lock);
+	if (migf->disabled)
+		mask = EPOLLHUP | EPOLLERR;
+	else if (migf->broken)
+		mask = EPOLLOUT | EPOLLWRNORM | EPOLLERR;
+	else
+		mask = EPOLLOUT | EPOLLWRNORM;
+	mutex_unlock(&migf->lock);
+	return mask;
+}
+
 static const struct file_operations vme_resume_fops = {
 	.owner = THIS_MODULE,
 	.write = vme_resume_write,
+	.poll = vme_resume_poll,
 	.release = vme_migf_release,
 	.llseek = VME_NO_LLSEEK,
 };

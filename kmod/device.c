@@ -95,6 +95,8 @@ int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 		mutex_destroy(&vme->dev_lock);
 		return -ENOMEM;
 	}
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
+		 2 * vme_bitmap_bytes(vme->nr_pages));
 
 	mutex_lock(&vme->dev_lock);
 	vme_device_reset_locked(vme);
@@ -111,6 +113,7 @@ static void vme_free_pages_locked(struct vme_device *vme)
 	xa_for_each(&vme->pages, idx, page) {
 		kfree(page);
 		atomic_dec(&vme_live_pages);
+		vme_kmem(vme, VFIO_MIG_EMU_KMEM_PAGES, -VME_PAGE_SIZE);
 	}
 	xa_destroy(&vme->pages);
 	bitmap_zero(vme->present, vme->nr_pages);
@@ -123,9 +126,12 @@ void vme_device_fini(struct vme_device *vme)
 	vme_free_pages_locked(vme);
 	kfree(vme->res);
 	vme->res = NULL;
+	atomic64_set(&vme->kmem[VFIO_MIG_EMU_KMEM_RESOURCES], 0);
 	mutex_unlock(&vme->dev_lock);
 	bitmap_free(vme->present);
 	bitmap_free(vme->dirty);
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
+		 -2 * vme_bitmap_bytes(vme->nr_pages));
 	mutex_destroy(&vme->dev_lock);
 }
 
@@ -141,6 +147,7 @@ void vme_device_reset_locked(struct vme_device *vme)
 	vme->res = NULL;
 	vme->nr_res = 0;
 	vme->res_cap = 0;
+	atomic64_set(&vme->kmem[VFIO_MIG_EMU_KMEM_RESOURCES], 0);
 }
 
 void vme_set_mig_state_locked(struct vme_device *vme,
@@ -172,6 +179,7 @@ static void *vme_page_get_locked(struct vme_device *vme, unsigned long idx)
 		return NULL;
 	}
 	atomic_inc(&vme_live_pages);
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_PAGES, VME_PAGE_SIZE);
 	set_bit(idx, vme->present);
 	return page;
 }
@@ -326,6 +334,8 @@ static int vme_res_reserve_locked(struct vme_device *vme, u32 nr)
 		return -ENOMEM;
 	vme->res = res;
 	vme->res_cap = cap;
+	atomic64_set(&vme->kmem[VFIO_MIG_EMU_KMEM_RESOURCES],
+		     (s64)cap * sizeof(*res));
 	return 0;
 }
 
@@ -507,6 +517,9 @@ int vme_device_resize_locked(struct vme_device *vme, u64 mem_size)
 	vme_free_pages_locked(vme);
 	swap(vme->present, present);
 	swap(vme->dirty, dirty);
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
+		 2 * (vme_bitmap_bytes(nr_pages) -
+		      vme_bitmap_bytes(vme->nr_pages)));
 	vme->mem_size = mem_size;
 	vme->nr_pages = nr_pages;
 	vme->bar2_size = roundup_pow_of_two(mem_size);

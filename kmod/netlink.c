@@ -298,6 +298,22 @@ static int vme_nl_put_counters(struct sk_buff *skb, struct vme_device *vme)
 	return 0;
 }
 
+static int vme_nl_put_kmem(struct sk_buff *skb, struct vme_device *vme)
+{
+	struct nlattr *nest;
+	int i;
+
+	nest = nla_nest_start(skb, VFIO_MIG_EMU_A_KMEM);
+	if (!nest)
+		return -EMSGSIZE;
+	for (i = VFIO_MIG_EMU_KMEM_PAGES; i <= VFIO_MIG_EMU_KMEM_MAX; i++)
+		if (nla_put_u64_64bit(skb, i, atomic64_read(&vme->kmem[i]),
+				      VFIO_MIG_EMU_KMEM_PAD))
+			return -EMSGSIZE;
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
 /* What DEV_GET reports, gathered without holding state_mutex. */
 struct vme_nl_snapshot {
 	u32 state;
@@ -369,6 +385,7 @@ static int vme_nl_fill_device(struct sk_buff *skb, struct vme_device *vme,
 	    nla_put_u32(skb, VFIO_MIG_EMU_A_DIGEST, s.digest) ||
 	    nla_put_u32(skb, VFIO_MIG_EMU_A_NR_RESOURCES, s.nr_res) ||
 	    vme_nl_put_counters(skb, vme) ||
+	    vme_nl_put_kmem(skb, vme) ||
 	    vme_nl_put_knobs(skb, &s.knobs, s.mem_size))
 		goto err_cancel;
 

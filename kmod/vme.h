@@ -142,6 +142,8 @@ struct vme_device {
 
 	/* Counters, enum vfio_mig_emu_counter; atomic, no lock. */
 	atomic64_t counters[VFIO_MIG_EMU_CNT_MAX + 1];
+	/* Kernel memory held, enum vfio_mig_emu_kmem, bytes; atomic. */
+	atomic64_t kmem[VFIO_MIG_EMU_KMEM_MAX + 1];
 
 	/* fault_lock protects faults, nr_faults, next_fault_id. */
 	struct mutex fault_lock;
@@ -188,6 +190,18 @@ static inline struct vme_device *to_vme(struct vfio_device *vdev)
 static inline void vme_count(struct vme_device *vme, unsigned int cnt, u64 n)
 {
 	atomic64_add(n, &vme->counters[cnt]);
+}
+
+static inline void vme_kmem(struct vme_device *vme, unsigned int kind,
+			    s64 delta)
+{
+	atomic64_add(delta, &vme->kmem[kind]);
+}
+
+/* Bytes bitmap_zalloc() asks for @nr_pages bits. */
+static inline s64 vme_bitmap_bytes(unsigned long nr_pages)
+{
+	return BITS_TO_LONGS(nr_pages) * sizeof(unsigned long);
 }
 
 /* main.c */
