@@ -10,6 +10,8 @@
 #                   (KASAN, lockdep, kmemleak; built once per machine and
 #                   cached, see scripts/build-debug-kernel)
 #   make setup      install what the project needs (Debian packages)
+#   make bench      vfio-migctl bench in the guest (tables; JSON in
+#                   build/vm/last/results/bench.json); BENCH_ARGS= passes options
 #
 # KDIR selects the kernel the module is built for (default: the guest
 # kernel's headers); KERNEL/KVER select the kernel the guest boots.
@@ -21,7 +23,7 @@ WERROR ?= $(if $(CI),ON,OFF)
 
 export KVER KDIR
 
-.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean
+.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench
 
 all: module userspace
 
@@ -49,6 +51,9 @@ check: setup
 check-debug: setup
 	@$(MAKE) --no-print-directory userspace
 	@scripts/check-debug
+
+bench: all
+	@scripts/vm-run -- scripts/guest-bench $(BENCH_ARGS)
 
 check-unit: userspace
 	cd $(BUILD) && ctest --output-on-failure

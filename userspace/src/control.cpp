@@ -289,6 +289,12 @@ DeviceInfo decode_device(const Attrs &a)
 	d.precopy.dirty_bytes = p.u64(VFIO_MIG_EMU_PRECOPY_DIRTY_BYTES);
 	d.precopy.stop_copy_bytes = p.u64(VFIO_MIG_EMU_PRECOPY_STOP_COPY_BYTES).value_or(0);
 	d.knobs = decode_knobs(a.nested(VFIO_MIG_EMU_A_KNOBS));
+	if (a.get(VFIO_MIG_EMU_A_KMEM)) {
+		Attrs k = a.nested(VFIO_MIG_EMU_A_KMEM);
+		d.kmem = Kmem{k.u64(VFIO_MIG_EMU_KMEM_PAGES).value_or(0), k.u64(VFIO_MIG_EMU_KMEM_BITMAPS).value_or(0),
+			      k.u64(VFIO_MIG_EMU_KMEM_BUFFERS).value_or(0),
+			      k.u64(VFIO_MIG_EMU_KMEM_RESOURCES).value_or(0)};
+	}
 	return d;
 }
 
@@ -520,7 +526,8 @@ std::string attr_name(Space sp, std::uint16_t type)
 	static const char *const top[] = {"A_UNSPEC", "A_PAD", "A_UUID", "A_PROFILE", "A_STATE", "A_MEM_SIZE",
 		"A_DEVICE_OPEN", "A_SESSIONS", "A_DIGEST", "A_NR_RESOURCES", "A_COUNTERS", "A_PRECOPY", "A_KNOBS",
 		"A_FAULT", "A_FAULT_ID", "A_WORKLOAD_ACTION", "A_WORKLOAD_COUNT", "A_EVENT_SEQ", "A_TIMESTAMP_NS",
-		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS"};
+		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS",
+		"A_KMEM"};
 	static const char *const fault[] = {"FAULT_UNSPEC", "FAULT_PAD", "FAULT_SITE", "FAULT_FROM_STATE",
 		"FAULT_TO_STATE", "FAULT_TRIGGER", "FAULT_N", "FAULT_PROBABILITY_PPM", "FAULT_SEED", "FAULT_EFFECT",
 		"FAULT_ERRNO", "FAULT_DELAY_US", "FAULT_CALLS", "FAULT_HITS", "FAULT_ID"};

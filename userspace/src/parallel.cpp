@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <latch>
 #include <mutex>
 #include <thread>
 
@@ -140,11 +141,16 @@ EngineReport PhaseEngine::run(const std::vector<Phase> &phases)
 	if (!phases.empty() && n_ > 0) {
 		open_phase(0);
 		if (mode_ == ExecMode::Parallel) {
+			// Threads are created and parked before the clock starts, as
+			// a VMM's switchover threads exist before the vCPUs stop.
 			std::barrier sync(static_cast<std::ptrdiff_t>(n_), complete);
+			std::latch ready(static_cast<std::ptrdiff_t>(n_)), go(1);
 			std::vector<std::jthread> threads;
 			threads.reserve(n_);
 			for (std::size_t i = 0; i < n_; i++) {
 				threads.emplace_back([&, i] {
+					ready.count_down();
+					go.wait();
 					for (std::size_t k = 0; k < phases.size(); k++) {
 						// rep.phases[k] was pushed by the previous completion,
 						// before this thread passed the barrier.
@@ -155,6 +161,10 @@ EngineReport PhaseEngine::run(const std::vector<Phase> &phases)
 					}
 				});
 			}
+			ready.wait();
+			t0 = Clock::now();
+			phase_start = t0;
+			go.count_down();
 			threads.clear(); // joins
 		} else {
 			for (std::size_t k = 0; k < phases.size(); k++) {

@@ -4,6 +4,7 @@
 //   demo   migrate a workload between two fresh instances and report
 //   dump   decode and validate a saved migration stream
 //   reinit-table  v1 vs v2 (REINIT) downtime experiment (migctl_reinit.cpp)
+//   bench  latency, parallel speedup, data path, memory (migctl_bench.cpp)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,7 @@
 #include <iostream>
 
 #include "migctl_control.hpp"
+#include "migctl_bench.hpp"
 #include "migctl_reinit.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/emu.hpp"
@@ -199,6 +201,7 @@ int main(int argc, char **argv)
 
 	migctl::ControlCommands control(app); // list, show, state, knob, fault, watch, ...
 	migctl::ReinitTable reinit_table(app); // reinit-table
+	migctl::Bench bench(app);              // bench
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
 						"(PRE_COPY -> STOP_COPY -> RESUMING when supported) and report bytes "
@@ -222,6 +225,8 @@ int main(int argc, char **argv)
 	if (int rc = 0; control.run(&rc))
 		return rc;
 	if (int rc = 0; reinit_table.run(&rc))
+		return rc;
+	if (int rc = 0; bench.run(&rc))
 		return rc;
 	try {
 		if (*demo)

@@ -94,6 +94,12 @@ struct Precopy {
 	std::uint64_t stop_copy_bytes = 0;
 };
 
+/// Kernel memory the module holds for a device (A_KMEM), bytes.
+struct Kmem {
+	std::uint64_t pages = 0, bitmaps = 0, buffers = 0, resources = 0;
+	std::uint64_t total() const { return pages + bitmaps + buffers + resources; }
+};
+
 /// One KNOB_ARC_DELAY nest.
 struct ArcDelay {
 	std::uint32_t from = kAnyState, to = kAnyState;
@@ -123,6 +129,7 @@ struct DeviceInfo {
 	Counters counters;
 	Precopy precopy;
 	Knobs knobs;
+	std::optional<Kmem> kmem; ///< absent from modules without A_KMEM
 };
 
 /// STATS_GET reply: module-wide live objects.

@@ -89,6 +89,8 @@ struct EngineReport {
 	ExecMode mode = ExecMode::Parallel;
 	bool ok = true;
 	std::vector<PhaseTiming> phases; ///< phases that ran (also the failed one)
+	/// First phase start -> last phase end. Parallel: the threads are
+	/// created and parked before the clock starts.
 	double total_ms = 0;
 	/// First failure (device steps), or a completion hook's abort.
 	std::optional<PhaseError> error;
