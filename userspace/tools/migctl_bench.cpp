@@ -4,7 +4,9 @@
 
 #include <liburing.h>
 #include <nlohmann/json.hpp>
+#include <fcntl.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -312,6 +314,25 @@ json bench_data(unsigned data_mib, unsigned reps)
 		    mib(bytes).c_str(), data_mib, reps);
 	std::printf("  %-8s %-22s %10s %10s %10s\n", "path", "method", "ms", "GB/s", "x memcpy");
 	row("memcpy", "1 MiB chunks", memcpy_ms);
+
+	// Reference: the same bytes read() from a tmpfs file (page cache ->
+	// copy_to_user), i.e. what any kernel read path costs on this CPU.
+	{
+		const std::string path = "/tmp/vfio-migctl-bench.ref";
+		try_write_file(path, std::string_view(reinterpret_cast<const char *>(stream.data()), stream.size()))
+			.value();
+		std::vector<double> t;
+		std::vector<std::uint8_t> rb(1 << 20);
+		for (unsigned r = 0; r < reps; r++) {
+			Fd f = Fd::open(path, O_RDONLY);
+			auto t0 = Clock::now();
+			while (::read(f.get(), rb.data(), rb.size()) > 0) {
+			}
+			t.push_back(ms_since(t0));
+		}
+		::unlink(path.c_str());
+		row("ref", "tmpfs read() 1024 KiB", quantile(t, 0.5));
+	}
 
 	const std::size_t sizes[] = {4096, 64 << 10, 256 << 10, 1 << 20};
 	double read_1m = 0;
