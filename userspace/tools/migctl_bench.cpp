@@ -319,8 +319,12 @@ json bench_data(unsigned data_mib, unsigned reps)
 	// copy_to_user), i.e. what any kernel read path costs on this CPU.
 	{
 		const std::string path = "/tmp/vfio-migctl-bench.ref";
-		try_write_file(path, std::string_view(reinterpret_cast<const char *>(stream.data()), stream.size()))
-			.value();
+		{
+			std::ofstream out(path, std::ios::binary | std::ios::trunc);
+			out.write(reinterpret_cast<const char *>(stream.data()), static_cast<std::streamsize>(stream.size()));
+			if (!out)
+				throw Error(EIO, "writing " + path);
+		}
 		std::vector<double> t;
 		std::vector<std::uint8_t> rb(1 << 20);
 		for (unsigned r = 0; r < reps; r++) {
