@@ -62,4 +62,13 @@ inline control::Fault fault(control::Site s, control::Effect e)
 	return f;
 }
 
+/// A fault that fires on the first call only.
+inline control::Fault first_call(control::Site s, control::Effect e)
+{
+	control::Fault f = fault(s, e);
+	f.trigger = control::Trigger::Nth;
+	f.n = 1;
+	return f;
+}
+
 } // namespace vfiomig::test

@@ -11,14 +11,6 @@ using Clock = std::chrono::steady_clock;
 
 class FaultDataFd : public FullProfileTest {
 protected:
-	/// A fault firing on the first call only.
-	static Fault first_call(Site s, Effect e)
-	{
-		Fault f = fault(s, e);
-		f.trigger = Trigger::Nth;
-		f.n = 1;
-		return f;
-	}
 	/// A complete stream of a scribbled source, and the digest it carries.
 	Bytes saved_stream(std::uint32_t *digest)
 	{

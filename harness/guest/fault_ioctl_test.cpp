@@ -9,16 +9,7 @@ namespace {
 using namespace control;
 using Clock = std::chrono::steady_clock;
 
-class FaultIoctl : public FullProfileTest {
-protected:
-	static Fault first_call(Site s, Effect e)
-	{
-		Fault f = fault(s, e);
-		f.trigger = Trigger::Nth;
-		f.n = 1;
-		return f;
-	}
-};
+class FaultIoctl : public FullProfileTest {};
 
 template <typename F>
 auto elapsed(F &&fn)
