@@ -681,10 +681,11 @@ Outcome run_read(Ctx &c, GuardPages &g)
 Outcome run_write(Ctx &c, GuardPages &g)
 {
 	const CondDef &cond = *c.cond;
-	Bytes image(cond.len, 0);
-	std::copy_n(c.stream.begin(), std::min(image.size(), c.stream.size()), image.begin());
+	// The start of the saved stream, never past its end (data after END
+	// is refused).
+	Bytes image(c.stream.begin(), c.stream.begin() + static_cast<long>(std::min(cond.len, c.stream.size())));
 	std::uint8_t *p = g.place(cond.place, image, 0);
-	ssize_t n = ::write(call_fd(c).get(), p, cond.len);
+	ssize_t n = ::write(call_fd(c).get(), p, image.size());
 	Outcome o = n < 0 ? Outcome::error(errno) : n == 0 ? Outcome::zero() : Outcome::success();
 	c.written = n > 0 ? static_cast<std::size_t>(n) : 0;
 	return o;
@@ -774,8 +775,9 @@ void run(const Row &row, Devices &devs)
 	if (!row.needs.holds(devs.target))
 		GTEST_SKIP() << "row " << row.line << " requires " << row.needs.text() << "; "
 			     << profile_name(devs.profile) << " " << row.needs.why_not(devs.target)
-			     << " (other rows of " << row.call << " x " << row.condition
-			     << " cover it where the outcome differs)";
+			     << (row.name != row.call + "__" + row.condition
+					 ? " (the other rows of " + row.call + " x " + row.condition + " cover it)"
+					 : std::string());
 	if (row.expected.untested)
 		GTEST_SKIP() << "row " << row.line << " is not exercised: " << row.rule;
 

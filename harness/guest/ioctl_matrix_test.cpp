@@ -30,6 +30,14 @@ const std::vector<matrix::Row> &table()
 	return rows;
 }
 
+// gtest prints the parameter of a failed test: the row, not its bytes.
+[[maybe_unused]] void PrintTo(const Cell &c, std::ostream *os)
+{
+	*os << "row " << c.row->line << " " << c.row->call << " x " << c.row->condition << " (requires "
+	    << c.row->needs.text() << ", expected " << c.row->expected.text() << ", after " << c.row->after.text()
+	    << ") on " << profile_name(c.profile);
+}
+
 std::vector<Cell> all_cells()
 {
 	std::vector<Cell> out;
