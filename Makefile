@@ -12,6 +12,14 @@
 #   make setup      install what the project needs (Debian packages)
 #   make bench      vfio-migctl bench in the guest (tables; JSON in
 #                   build/vm/last/results/bench.json); BENCH_ARGS= passes options
+#   make check-debug CORE_V2=1  the same on the core-v2 variant of the debug
+#                   kernel (the vfio core handles PRECOPY_INFOv2, as Linux 7.1)
+#   make kernel-matrix  the suite on every kernel available (stock, debug,
+#                   core-v2, Debian 6.1 when installed); prints a table
+#   make install    the module into /lib/modules/$(KVER)/updates (depmod) and
+#                   the tools, library, headers and fixtures under $(PREFIX);
+#                   DESTDIR= stages both (no depmod on the running system)
+#   make uninstall  removes what make install put there
 #
 # KDIR selects the kernel the module is built for (default: the guest
 # kernel's headers); KERNEL/KVER select the kernel the guest boots.
@@ -20,10 +28,16 @@ KVER ?= 6.12.117+deb12-amd64
 KDIR ?= /lib/modules/$(KVER)/build
 BUILD ?= build/cmake
 WERROR ?= $(if $(CI),ON,OFF)
+PREFIX ?= /usr/local
+DESTDIR ?=
+# Where modules_install puts the module under /lib/modules/$(KVER): updates/
+# takes precedence over the kernel's own modules, as DKMS's default does.
+INSTALL_MOD_DIR ?= updates
 
 export KVER KDIR
 
-.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench
+.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench \
+	kernel-matrix install install-module install-userspace uninstall
 
 all: module userspace
 
@@ -50,7 +64,32 @@ check: setup
 
 check-debug: setup
 	@$(MAKE) --no-print-directory userspace
-	@scripts/check-debug
+	@scripts/check-debug $(if $(filter 1 yes y,$(CORE_V2)),--core-v2)
+
+kernel-matrix: setup
+	@$(MAKE) --no-print-directory all
+	@scripts/kernel-matrix $(MATRIX_ARGS)
+
+install: install-module install-userspace
+
+install-module: module
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
+		$(if $(DESTDIR),INSTALL_MOD_PATH=$(abspath $(DESTDIR))) DEPMOD=true modules_install
+	$(if $(DESTDIR),@echo "install: staged in $(DESTDIR); no depmod",depmod -a $(KVER))
+
+install-userspace: $(BUILD)/build.ninja
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	ninja -C $(BUILD)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/$(INSTALL_MOD_DIR)/vfio_mig_emu.ko*
+	$(if $(DESTDIR),,depmod -a $(KVER))
+	@if [ -f $(BUILD)/install_manifest.txt ]; then \
+		sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt | xargs -r rm -fv; \
+	else \
+		echo "uninstall: no $(BUILD)/install_manifest.txt (userspace never installed from this tree)"; \
+	fi
 
 bench: all
 	@scripts/vm-run -- scripts/guest-bench $(BENCH_ARGS)

@@ -433,8 +433,34 @@ out_unlock:
 	return ret;
 }
 
+/*
+ * VFIO_DEVICE_FEATURE_MIG_DATA_SIZE where the core passes it through to
+ * device_feature (see compat.h): what the core does with the op.
+ */
+int vme_feature_mig_data_size(struct vfio_device *vdev, u32 flags,
+			      void __user *arg, size_t argsz)
+{
+	struct vfio_device_feature_mig_data_size data_size = {};
+	unsigned long stop_copy_length;
+	int ret;
+
+	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_GET,
+				 sizeof(data_size));
+	if (ret != 1)
+		return ret;
+	ret = vme_get_data_size(vdev, &stop_copy_length);
+	if (ret)
+		return ret;
+	data_size.stop_copy_length = stop_copy_length;
+	if (copy_to_user(arg, &data_size, sizeof(data_size)))
+		return -EFAULT;
+	return 0;
+}
+
 const struct vfio_migration_ops vme_migration_ops = {
 	.migration_set_state = vme_set_state,
 	.migration_get_state = vme_get_state,
+#ifdef HAVE_VFIO_MIG_GET_DATA_SIZE
 	.migration_get_data_size = vme_get_data_size,
+#endif
 };

@@ -73,6 +73,27 @@ static struct mdev_type *vme_mdev_types[VFIO_MIG_EMU_PROFILE_COUNT] = {
 	&vme_types[VFIO_MIG_EMU_PROFILE_PRECOPY].type,
 };
 
+/*
+ * Moves the profiles the vfio core can drive to the front of
+ * vme_mdev_types and returns their number: all of them, or those without
+ * PRE_COPY where the core's FSM lacks it (compat.h).
+ */
+static unsigned int vme_offer_types(void)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(vme_mdev_types); i++) {
+		struct vme_type *t = container_of(vme_mdev_types[i],
+						  struct vme_type, type);
+
+		if ((t->migration_flags & VFIO_MIGRATION_PRE_COPY) &&
+		    !vme_core_has_pre_copy())
+			continue;
+		vme_mdev_types[n++] = vme_mdev_types[i];
+	}
+	return n;
+}
+
 static struct vme_parent {
 	struct class *class;
 	struct device dev;
@@ -271,6 +292,10 @@ static int vme_device_feature(struct vfio_device *vdev, u32 flags,
 	switch (flags & VFIO_DEVICE_FEATURE_MASK) {
 	case VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2:
 		return vme_feature_precopy_v2(to_vme(vdev), flags, argsz);
+#ifndef HAVE_VFIO_MIG_GET_DATA_SIZE
+	case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+		return vme_feature_mig_data_size(vdev, flags, arg, argsz);
+#endif
 	default:
 		return -ENOTTY;
 	}
@@ -286,10 +311,12 @@ static const struct vfio_device_ops vme_dev_ops = {
 	.write = vme_write,
 	.ioctl = vme_ioctl,
 	.device_feature = vme_device_feature,
+#ifdef HAVE_VFIO_IOMMUFD_EMULATED
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
 	.attach_ioas = vfio_iommufd_emulated_attach_ioas,
 	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
+#endif
 };
 
 /* ---- mdev driver ------------------------------------------------------ */
@@ -390,7 +417,7 @@ static int __init vme_init(void)
 	if (ret)
 		goto err_netlink;
 
-	vme_parent.class = class_create(VFIO_MIG_EMU_NAME);
+	vme_parent.class = vme_class_create(VFIO_MIG_EMU_NAME);
 	if (IS_ERR(vme_parent.class)) {
 		ret = PTR_ERR(vme_parent.class);
 		goto err_unregister_driver;
@@ -406,7 +433,7 @@ static int __init vme_init(void)
 
 	ret = mdev_register_parent(&vme_parent.parent, &vme_parent.dev,
 				   &vme_mdev_driver, vme_mdev_types,
-				   ARRAY_SIZE(vme_mdev_types));
+				   vme_offer_types());
 	if (ret)
 		goto err_del_dev;
 	return 0;

@@ -35,37 +35,37 @@ static bool vme_events_on;
 
 /* ---- policies --------------------------------------------------------- */
 
-static const struct netlink_range_validation vme_delay_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_delay_range = {
 	.max = VFIO_MIG_EMU_MAX_DELAY_US,
 };
 
-static const struct netlink_range_validation vme_ppm_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_ppm_range = {
 	.min = 1,
 	.max = 1000000,
 };
 
-static const struct netlink_range_validation vme_load_ns_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_load_ns_range = {
 	.max = VFIO_MIG_EMU_MAX_LOAD_NS_PER_KIB,
 };
 
-static const struct netlink_range_validation vme_load_us_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_load_us_range = {
 	.max = VFIO_MIG_EMU_MAX_LOAD_US_PER_RESOURCE,
 };
 
-static const struct netlink_range_validation vme_mem_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_mem_range = {
 	.min = VFIO_MIG_EMU_MIN_MEM_SIZE,
 	.max = VFIO_MIG_EMU_MAX_MEM_SIZE,
 };
 
-static const struct netlink_range_validation vme_res_bytes_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_res_bytes_range = {
 	.max = VFIO_MIG_EMU_MAX_RESOURCE_BYTES,
 };
 
-static const struct netlink_range_validation vme_rate_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_rate_range = {
 	.max = VFIO_MIG_EMU_MAX_DIRTY_RATE,
 };
 
-static const struct netlink_range_validation vme_count_range = {
+static VME_NLA_RANGE_CONST struct netlink_range_validation vme_count_range = {
 	.max = VFIO_MIG_EMU_MAX_DIRTY_STEPS,
 };
 
@@ -978,7 +978,8 @@ static int vme_nl_fault_get_doit(struct sk_buff *skb, struct genl_info *info)
 static int vme_nl_fault_get_dumpit(struct sk_buff *skb,
 				   struct netlink_callback *cb)
 {
-	struct genl_info *info = (struct genl_info *)genl_info_dump(cb);
+	struct genl_info dump_info;
+	struct genl_info *info = vme_genl_info_dump(cb, &dump_info);
 	struct vme_device *vme;
 	struct vme_fault *f;
 	void *hdr;

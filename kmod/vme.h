@@ -247,6 +247,8 @@ int vme_load_resource_locked(struct vme_device *vme,
 
 /* fsm.c */
 extern const struct vfio_migration_ops vme_migration_ops;
+int vme_feature_mig_data_size(struct vfio_device *vdev, u32 flags,
+			      void __user *arg, size_t argsz);
 void vme_state_mutex_unlock(struct vme_device *vme);
 int vme_reset(struct vme_device *vme);
 void vme_error_locked(struct vme_device *vme);

@@ -99,6 +99,8 @@ protected:
 	virtual Profile profile() const = 0;
 	/// The source instance, reset.
 	Device &src() { return src_->dev; }
+	/// Whether SetUp got as far as the source instance (not when skipped).
+	bool has_src() const { return src_ != nullptr; }
 	/// The destination instance (reset on first call in a test).
 	Device &dst();
 	std::uint64_t flags() const { return src_->flags; }

@@ -2,11 +2,27 @@
 // opt-in and its knobs die with it, so pooled instances stay untouched.
 #pragma once
 
+#include <filesystem>
 #include <memory>
 
 #include "common.hpp"
 
 namespace vfiomig::test {
+
+/// Whether the module offers profile `p`: none with PRE_COPY where the
+/// kernel's vfio core lacks PRE_COPY (Linux 6.1).
+inline bool profile_offered(Profile p)
+{
+	return std::filesystem::exists(mdev_type_path(p));
+}
+
+/// Skips the current test unless the module offers profile `p`.
+#define SKIP_UNLESS_OFFERED(p)                                                                     \
+	do {                                                                                       \
+		if (!profile_offered(p))                                                           \
+			GTEST_SKIP() << "profile " << profile_name(p) << " not offered by the module (" \
+				     << mdev_type_path(p) << " absent: the vfio core lacks its states)"; \
+	} while (0)
 
 struct Fresh {
 	MdevInstance mdev;

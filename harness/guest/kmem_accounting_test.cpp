@@ -22,6 +22,7 @@ protected:
 
 TEST_F(KmemAccounting, PagesMaterializeOnWriteAndSessionsStreamWithOneBuffer)
 {
+	SKIP_UNLESS_OFFERED(Profile::Full);
 	const std::uint64_t mem = 64ull << 20;
 	MdevInstance m = MdevInstance::create(Profile::Full);
 	control::Knobs k;

@@ -26,7 +26,7 @@ class Knob : public FullProfileTest {
 protected:
 	void TearDown() override
 	{
-		if (nl())
+		if (has_src() && nl())
 			nl()->set_knobs(src().label(), defaults());
 	}
 };

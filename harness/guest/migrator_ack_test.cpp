@@ -19,6 +19,7 @@ protected:
 	{
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
+		SKIP_UNLESS_OFFERED(Profile::Full);
 	}
 	/// `n` source/destination pairs of the full profile, sources scribbled.
 	void make(std::size_t n)

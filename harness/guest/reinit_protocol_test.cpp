@@ -59,6 +59,7 @@ protected:
 	{
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
+		SKIP_UNLESS_OFFERED(Profile::Full);
 		a_ = Fresh::make(Profile::Full);
 	}
 	Device &dev() { return a_->dev; }

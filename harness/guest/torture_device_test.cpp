@@ -45,6 +45,7 @@ protected:
 	{
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
+		SKIP_UNLESS_OFFERED(Profile::Full);
 		REQUIRE_CONTROL();
 	}
 };
