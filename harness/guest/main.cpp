@@ -3,12 +3,32 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "common.hpp"
 #include "kmsg_listener.hpp"
 
 int main(int argc, char **argv)
 {
+	// --device/--backend first: the parameterised suites ask for their
+	// targets when InitGoogleTest registers them.
+	std::string error;
+	auto targets = vfiomig::test::parse_target_options(argc, argv, error);
+	if (!targets) {
+		std::fprintf(stderr, "vfio-migtest: %s\n%s", error.c_str(), vfiomig::test::kTargetUsage);
+		return 2;
+	}
+	for (int i = 1; i < argc; i++)
+		if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h"))
+			std::printf("usage: vfio-migtest [--device PATH [--device PATH2]] [--backend B] [gtest flags]\n%s\n",
+				    vfiomig::test::kTargetUsage);
+	try {
+		vfiomig::test::configure_targets(*targets);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "vfio-migtest: opening the target: %s\n", e.what());
+		return 2;
+	}
+	std::fputs(vfiomig::test::describe_targets().c_str(), stdout);
 	::testing::InitGoogleTest(&argc, argv);
 	auto &listeners = ::testing::UnitTest::GetInstance()->listeners();
 	// Appended after the printer: end events run in reverse order, so the
