@@ -237,9 +237,17 @@ const char *known_issue(const std::string &driver, const std::string &suite, con
 		const char *test;	   ///< test name without the parameter suffix
 		const char *reason;
 	};
+	// Deviations from include/uapi/linux/vfio.h found by this suite.
+#define MTTY_PRECOPY_EOF \
+	"mtty_save_read() returns 0 at the PRE_COPY temporary end of stream where include/uapi/linux/vfio.h says " \
+		   "the driver should return ENOMSG (and its saving fd has no poll(), so poll() cannot wait for more); " \
+		   "samples/vfio-mdev/mtty.c of 6.12"
 	static const Issue issues[] = {
-		{nullptr, nullptr, nullptr, nullptr},
+		{"mtty", "DataFdEnd", "PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData", MTTY_PRECOPY_EOF},
+		{"mtty", "DataFdSession", "SharedAcrossTheSavingGroup", MTTY_PRECOPY_EOF},
+		{"mtty", "PrecopyInfo", "InitialBytesNeverIncrease", MTTY_PRECOPY_EOF},
 	};
+#undef MTTY_PRECOPY_EOF
 	auto base = [](const std::string &s) {
 		auto slash = s.find('/');
 		std::string b = slash == std::string::npos ? s : s.substr(slash + 1);
@@ -248,7 +256,7 @@ const char *known_issue(const std::string &driver, const std::string &suite, con
 	};
 	std::string su = base(suite), te = test.substr(0, test.find('/'));
 	for (const Issue &i : issues)
-		if (i.driver_prefix && driver.starts_with(i.driver_prefix) && su == i.suite && te == i.test)
+		if (driver.starts_with(i.driver_prefix) && su == i.suite && te == i.test)
 			return i.reason;
 	return nullptr;
 }

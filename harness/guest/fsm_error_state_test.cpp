@@ -30,6 +30,11 @@ void enter_error(Device &dev, ByteSpan good)
 	ASSERT_FALSE(r.ok()) << "RESUMING->STOP accepted a " << (emulated() ? "stream with a bad crc" : "truncated stream");
 	auto now = dev.try_get_state();
 	ASSERT_OK(now);
+	// The uAPI lets a failed arc leave the device in its original state:
+	// vfio_mig_emu enters ERROR, another driver may stay in RESUMING.
+	if (!emulated() && *now == State::Resuming)
+		GTEST_SKIP() << foreign_label() << " stays in RESUMING after refusing a truncated stream "
+			     << "(allowed by the uAPI): no way into ERROR to test";
 	ASSERT_EQ(state_name(*now), "ERROR") << "after a failed resume";
 }
 
@@ -46,6 +51,8 @@ TEST_P(FsmError, FailedResumeEntersErrorAndOnlyResetLeavesIt)
 	Bytes good = save(dev);
 	ASSERT_OK(dev.try_reset());
 	ASSERT_NO_FATAL_FAILURE(enter_error(dev, good));
+	if (IsSkipped())
+		return;
 
 	for (State s : kAllStates) {
 		if (!is_valid_state(s, flags()))
