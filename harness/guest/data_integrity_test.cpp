@@ -33,6 +33,28 @@ bool volatile_byte(std::uint32_t region, std::uint64_t off)
 // (read-to-clear registers), so there only config space is compared.
 bool read_all_regions() { return emulated() || !foreign_driver_is_pci(); }
 
+// A region's bytes: one pread, or, when the device takes only register-
+// sized accesses (vfio_mig_emu's BAR0: 4 bytes), word by word, then byte
+// by byte; bytes no access size reaches read as 0 on both devices.
+Bytes read_region(Device &dev, std::uint32_t idx, std::uint64_t size)
+{
+	Bytes b(static_cast<std::size_t>(size));
+	if (auto r = dev.try_region_read(idx, 0, b); r && *r == b.size())
+		return b;
+	std::fill(b.begin(), b.end(), 0);
+	for (std::size_t off = 0; off < b.size();) {
+		std::size_t n = b.size() - off >= 4 && off % 4 == 0 ? 4 : 1;
+		auto r = dev.try_region_read(idx, off, {b.data() + off, n});
+		if ((!r || *r != n) && n == 4) {
+			for (std::size_t i = 0; i < 4; i++)
+				if (auto one = dev.try_region_read(idx, off + i, {b.data() + off + i, 1}); !one)
+					b[off + i] = 0;
+		}
+		off += n;
+	}
+	return b;
+}
+
 Snapshot snapshot(Device &dev)
 {
 	Snapshot s;
@@ -43,9 +65,7 @@ Snapshot snapshot(Device &dev)
 		auto ri = dev.try_region_info(i);
 		if (!ri || !(ri->flags & VFIO_REGION_INFO_FLAG_READ) || ri->size == 0)
 			continue; // absent index (EINVAL), write-only or empty
-		Bytes b(static_cast<std::size_t>(std::min(ri->size, kRegionCap)));
-		dev.region_read(i, 0, b);
-		s.regions.emplace(i, std::move(b));
+		s.regions.emplace(i, read_region(dev, i, std::min(ri->size, kRegionCap)));
 	}
 	return s;
 }
