@@ -110,8 +110,11 @@ std::optional<TargetConfig> parse_target_options(int &argc, char **argv, std::st
 void configure_targets(TargetConfig c)
 {
 	config() = std::move(c);
-	for (std::size_t i = 0; i < config().devices.size(); i++)
-		pool(Target{}, static_cast<int>(i));
+	for (std::size_t i = 0; i < config().devices.size(); i++) {
+		const Instance &in = pool(Target{}, static_cast<int>(i));
+		if (!in.flags)
+			throw_error(ENOTTY, config().devices[i] + " is not migratable: " + in.caps.describe());
+	}
 }
 
 const TargetConfig &target_config() { return config(); }
