@@ -140,6 +140,9 @@ std::string foreign_label() { return "target " + foreign_driver() + " (foreign)"
 
 std::string describe_targets()
 {
+	if (emulated())
+		return "target: vfio_mig_emu instances created by the suite (" + backend_name(config().backend) +
+		       " backend)\n";
 	std::string s;
 	for (std::size_t i = 0; i < config().devices.size(); i++) {
 		const Instance &in = pool(Target{}, static_cast<int>(i));
