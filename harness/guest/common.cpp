@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include <gtest/gtest-spi.h>
+
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -7,25 +9,191 @@
 namespace vfiomig::test {
 
 namespace {
-std::map<std::pair<Profile, int>, std::unique_ptr<Instance>> &instances()
+
+TargetConfig &config()
 {
-	static std::map<std::pair<Profile, int>, std::unique_ptr<Instance>> m;
+	static TargetConfig c;
+	return c;
+}
+
+// Key: (profile or -1 for the foreign target, slot).
+using PoolKey = std::pair<int, int>;
+std::map<PoolKey, std::unique_ptr<Instance>> &instances()
+{
+	static std::map<PoolKey, std::unique_ptr<Instance>> m;
 	return m;
 }
+
+PoolKey key_of(const Target &t, int slot)
+{
+	return {t.profile ? static_cast<int>(*t.profile) : -1, slot};
+}
+
+std::unique_ptr<Instance> open_instance(std::optional<MdevInstance> mdev, const std::string &path)
+{
+	Device dev = Device::open_sysfs(path, config().backend);
+	MigrationCaps caps = dev.migration_caps();
+	return std::unique_ptr<Instance>(new Instance{std::move(mdev), std::move(dev), caps.flags, caps});
+}
+
+// The last path component of a sysfs symlink, or "".
+std::string link_name(const std::string &path)
+{
+	std::error_code ec;
+	auto t = std::filesystem::read_symlink(path, ec);
+	return ec ? std::string() : t.filename().string();
+}
+
 } // namespace
 
-Instance &pool(Profile p, int slot)
+const char *const kTargetUsage =
+	"target options (before or among the googletest flags):\n"
+	"  --device PATH          run on this vfio device instead of creating vfio_mig_emu\n"
+	"                         instances: its sysfs path, /sys/bus/mdev/devices/UUID or\n"
+	"                         /sys/bus/pci/devices/DDDD:BB:DD.F (bound to vfio-pci or a\n"
+	"                         variant driver). Give it twice: the second is the\n"
+	"                         destination; with one, tests needing two instances skip.\n"
+	"  --backend auto|group|cdev  how to open it: group + container (/dev/vfio/N),\n"
+	"                         device cdev + iommufd (/dev/vfio/devices/vfioX, /dev/iommu),\n"
+	"                         or auto (group when the device has one, else cdev).\n"
+	"                         Also applies to the emulated device's instances.\n"
+	"Tests that need vfio_mig_emu (control plane, registers, digest, stream format)\n"
+	"or a migration flag/feature the device lacks are skipped with the reason.\n";
+
+std::optional<TargetConfig> parse_target_options(int &argc, char **argv, std::string &error)
+{
+	TargetConfig c;
+	int out = 1;
+	for (int i = 1; i < argc; i++) {
+		std::string a = argv[i];
+		auto value = [&](const std::string &opt) -> std::optional<std::string> {
+			if (a.starts_with(opt + "="))
+				return a.substr(opt.size() + 1);
+			if (a == opt && i + 1 < argc)
+				return std::string(argv[++i]);
+			error = opt + " needs a value";
+			return std::nullopt;
+		};
+		if (a == "--device" || a.starts_with("--device=")) {
+			auto v = value("--device");
+			if (!v)
+				return std::nullopt;
+			std::error_code ec;
+			if (!std::filesystem::is_directory(*v, ec)) {
+				error = "--device " + *v + ": no such sysfs device directory";
+				return std::nullopt;
+			}
+			if (c.devices.size() == 2) {
+				error = "--device given more than twice (source and destination)";
+				return std::nullopt;
+			}
+			c.devices.push_back(std::filesystem::canonical(*v, ec).string());
+		} else if (a == "--backend" || a.starts_with("--backend=")) {
+			auto v = value("--backend");
+			if (!v)
+				return std::nullopt;
+			auto b = parse_backend(*v);
+			if (!b) {
+				error = "--backend " + *v + ": want auto, group or cdev";
+				return std::nullopt;
+			}
+			c.backend = *b;
+		} else {
+			argv[out++] = argv[i]; // googletest's, or unknown: InitGoogleTest decides
+		}
+	}
+	argc = out;
+	argv[argc] = nullptr;
+	return c;
+}
+
+void configure_targets(TargetConfig c)
+{
+	config() = std::move(c);
+	for (std::size_t i = 0; i < config().devices.size(); i++) {
+		const Instance &in = pool(Target{}, static_cast<int>(i));
+		if (!in.flags)
+			throw_error(ENOTTY, config().devices[i] + " is not migratable: " + in.caps.describe());
+	}
+}
+
+const TargetConfig &target_config() { return config(); }
+
+bool emulated() { return config().devices.empty(); }
+
+std::string foreign_driver()
+{
+	if (emulated())
+		return "";
+	const std::string &path = config().devices.front();
+	// An mdev names its type; a PCI function its (vfio-pci or variant) driver.
+	std::string type = link_name(path + "/mdev_type");
+	return type.empty() ? link_name(path + "/driver") : type;
+}
+
+bool foreign_driver_is_pci()
+{
+	return !emulated() && link_name(config().devices.front() + "/mdev_type").empty();
+}
+
+std::string foreign_label() { return "target " + foreign_driver() + " (foreign)"; }
+
+std::string describe_targets()
+{
+	if (emulated())
+		return "target: vfio_mig_emu instances created by the suite (" + backend_name(config().backend) +
+		       " backend)\n";
+	std::string s;
+	for (std::size_t i = 0; i < config().devices.size(); i++) {
+		const Instance &in = pool(Target{}, static_cast<int>(i));
+		s += std::string(i == 0 ? "source" : "destination") + " " + config().devices[i] + " (" +
+		     foreign_driver() + ", " + backend_name(in.dev.backend()) + " backend): " + in.caps.describe() +
+		     "\n";
+	}
+	return s;
+}
+
+std::string Target::name() const { return profile ? profile_name(*profile) : "target"; }
+
+std::vector<Target> target_params()
+{
+	if (!emulated())
+		return {Target{}};
+	std::vector<Target> v;
+	for (Profile p : kAllProfiles)
+		v.push_back(Target{p});
+	return v;
+}
+
+Device open_device(const std::string &sysfs_path) { return Device::open_sysfs(sysfs_path, config().backend); }
+
+bool pool_has(const Target &t, int slot)
+{
+	if (t.profile)
+		return true;
+	return slot >= 0 && static_cast<std::size_t>(slot) < config().devices.size();
+}
+
+Instance &pool(const Target &t, int slot)
 {
 	auto &m = instances();
-	auto &ptr = m[{p, slot}];
+	auto &ptr = m[key_of(t, slot)];
 	if (!ptr) {
-		MdevInstance mdev = MdevInstance::create(p);
-		Device dev = Device::open_sysfs(mdev.sysfs_path());
-		std::uint64_t flags = dev.migration_flags();
-		ptr = std::unique_ptr<Instance>(new Instance{std::move(mdev), std::move(dev), flags});
+		if (t.profile) {
+			MdevInstance mdev = MdevInstance::create(*t.profile);
+			std::string path = mdev.sysfs_path();
+			ptr = open_instance(std::move(mdev), path);
+		} else {
+			if (!pool_has(t, slot))
+				throw_error(ENODEV, "no foreign device for slot " + std::to_string(slot) + " (" +
+							    std::to_string(config().devices.size()) + " --device given)");
+			ptr = open_instance(std::nullopt, config().devices[static_cast<std::size_t>(slot)]);
+		}
 	}
 	return *ptr;
 }
+
+void release_instance(const Target &t, int slot) { instances().erase(key_of(t, slot)); }
 
 void release_pool() { instances().clear(); }
 
@@ -65,35 +233,123 @@ control::EventSubscription *events()
 {
 	return nl() ? control_plane().events.get() : nullptr;
 }
-std::string profile_param_name(const ::testing::TestParamInfo<Profile> &info)
+std::string target_param_name(const ::testing::TestParamInfo<Target> &info) { return info.param.name(); }
+
+const char *known_issue(const std::string &driver, const std::string &suite, const std::string &test)
 {
-	return profile_name(info.param);
+	struct Issue {
+		const char *driver_prefix; ///< mdev type or PCI driver, matched as a prefix
+		const char *suite;	   ///< gtest suite name without the instantiation prefix
+		const char *test;	   ///< test name without the parameter suffix
+		const char *reason;
+	};
+	// Deviations from include/uapi/linux/vfio.h found by this suite.
+#define MTTY_PRECOPY_EOF \
+	"mtty_save_read() returns 0 at the PRE_COPY temporary end of stream where include/uapi/linux/vfio.h says " \
+		   "the driver should return ENOMSG (and its saving fd has no poll(), so poll() cannot wait for more); " \
+		   "samples/vfio-mdev/mtty.c of 6.12"
+	static const Issue issues[] = {
+		{"mtty", "DataFdEnd", "PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData", MTTY_PRECOPY_EOF},
+		{"mtty", "DataFdSession", "SharedAcrossTheSavingGroup", MTTY_PRECOPY_EOF},
+		{"mtty", "PrecopyInfo", "InitialBytesNeverIncrease", MTTY_PRECOPY_EOF},
+	};
+#undef MTTY_PRECOPY_EOF
+	auto base = [](const std::string &s) {
+		auto slash = s.find('/');
+		std::string b = slash == std::string::npos ? s : s.substr(slash + 1);
+		auto tail = b.find('/');
+		return tail == std::string::npos ? b : b.substr(0, tail);
+	};
+	std::string su = base(suite), te = test.substr(0, test.find('/'));
+	for (const Issue &i : issues)
+		if (driver.starts_with(i.driver_prefix) && su == i.suite && te == i.test)
+			return i.reason;
+	return nullptr;
+}
+
+Profile ProfileFixture::profile() const
+{
+	Target t = target();
+	if (!t.profile)
+		throw Error(EINVAL, "the test used the emulated profile on " + foreign_label() +
+					    ": it lacks a REQUIRE_EMU");
+	return *t.profile;
+}
+
+std::string ProfileFixture::target_label() const
+{
+	Target t = target();
+	return t.profile ? "profile " + profile_name(*t.profile) : foreign_label();
 }
 
 void ProfileFixture::SetUp()
 {
-	if (!module_loaded())
+	const Target t = target();
+	if (t.profile && !emulated())
+		GTEST_SKIP() << foreign_label() << ": needs vfio_mig_emu's " << profile_name(*t.profile)
+			     << " profile";
+	if (t.profile && !module_loaded())
 		GTEST_SKIP() << "vfio_mig_emu is not loaded (" << mdev_parent_path() << " absent)";
 	// The module offers only the profiles the kernel's vfio core can drive
 	// (none with PRE_COPY before the core knew PRE_COPY, as on Linux 6.1).
-	if (!std::filesystem::exists(mdev_type_path(profile())))
-		GTEST_SKIP() << "profile " << profile_name(profile()) << " not offered by the module ("
-			     << mdev_type_path(profile()) << " absent: the vfio core lacks its states)";
+	if (t.profile && !std::filesystem::exists(mdev_type_path(*t.profile)))
+		GTEST_SKIP() << "profile " << profile_name(*t.profile) << " not offered by the module ("
+			     << mdev_type_path(*t.profile) << " absent: the vfio core lacks its states)";
 	try {
-		src_ = &pool(profile(), 0);
+		src_ = &pool(t, 0);
 	} catch (const Error &e) {
-		FAIL() << "cannot create a " << profile_name(profile()) << " instance: " << e.what();
+		FAIL() << "cannot open the " << target_label() << " instance: " << e.what();
 	}
 	ASSERT_OK(src_->dev.try_reset());
-	ASSERT_EQ(src_->flags, profile_mig_flags(profile()))
-		<< "migration flags " << mig_flags_name(src_->flags) << " differ from the uAPI header's "
-		<< mig_flags_name(profile_mig_flags(profile()));
+	if (t.profile) {
+		ASSERT_EQ(src_->flags, profile_mig_flags(*t.profile))
+			<< "migration flags " << mig_flags_name(src_->flags) << " differ from the uAPI header's "
+			<< mig_flags_name(profile_mig_flags(*t.profile));
+	} else {
+		ASSERT_NE(src_->flags, 0u) << target_label() << " is not migratable: " << src_->caps.describe();
+		// A known deviation: collect the test's failures instead of
+		// reporting them; TearDown turns them into an expected failure.
+		const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+		if (const char *why = known_issue(foreign_driver(), info->test_suite_name(), info->name())) {
+			xfail_reason_ = why;
+			xfail_results_ = std::make_unique<::testing::TestPartResultArray>();
+			xfail_reporter_ = std::make_shared<::testing::ScopedFakeTestPartResultReporter>(
+				::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD,
+				xfail_results_.get());
+		}
+	}
+}
+
+void ProfileFixture::TearDown()
+{
+	if (!xfail_reporter_)
+		return;
+	xfail_reporter_.reset(); // restores the real reporter
+	std::string first, skip;
+	bool skipped = false;
+	for (int i = 0; i < xfail_results_->size(); i++) {
+		const auto &r = xfail_results_->GetTestPartResult(i);
+		if (r.skipped() && !skipped) {
+			skipped = true;
+			skip = r.message();
+		}
+		else if (r.failed() && first.empty())
+			first = std::string(r.file_name() ? r.file_name() : "?") + ":" + std::to_string(r.line_number()) +
+				": " + r.message();
+	}
+	if (!first.empty())
+		GTEST_SKIP() << "known issue of " << foreign_driver() << " (expected failure): " << xfail_reason_
+			     << "\n  failed as expected: " << first;
+	if (skipped)
+		GTEST_SKIP() << skip;
+	ADD_FAILURE() << "known issue of " << foreign_driver() << " did not reproduce (" << xfail_reason_
+		      << "): remove it from known_issues() in harness/guest/common.cpp";
 }
 
 Device &ProfileFixture::dst()
 {
 	if (!dst_) {
-		dst_ = &pool(profile(), 1);
+		dst_ = &pool(target(), 1);
 		dst_->dev.reset();
 	}
 	return dst_->dev;

@@ -43,7 +43,7 @@ inline constexpr std::chrono::milliseconds kDelayFloor{100};
 /// Tests on the "full" profile (every optional state).
 class FullProfileTest : public ProfileFixture {
 protected:
-	Profile profile() const override { return Profile::Full; }
+	Target target() const override { return Target{Profile::Full}; }
 	void SetUp() override
 	{
 		ProfileFixture::SetUp();

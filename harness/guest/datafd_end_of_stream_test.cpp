@@ -12,7 +12,9 @@ class DataFdEnd : public ProfileTest {};
 TEST_P(DataFdEnd, StopCopyEndsWithEofNeverEnomsg)
 {
 	Device &dev = src();
-	ASSERT_OK(emu::scribble(dev, 5));
+	if (emulated()) {
+		ASSERT_OK(emu::scribble(dev, 5));
+	}
 	auto s = dev.set_state(State::StopCopy);
 	ASSERT_TRUE(s.has_data());
 	auto p = pump(s.data, nullptr, {PumpUntil::Eof, {}, {}, nullptr});
@@ -42,6 +44,8 @@ TEST_P(DataFdEnd, PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData)
 
 	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};
 	EXPECT_EQ(::poll(&pfd, 1, 100), 0) << "poll reported data at the temporary end (revents " << pfd.revents << ")";
+	// New data needs a guest write the emulated device turns into dirty pages.
+	REQUIRE_EMU("BAR2 writes (new precopy data)");
 
 	std::thread writer([&dev] {
 		std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -8,8 +8,11 @@ class DataFdPartialIo : public ProfileTest {};
 
 TEST_P(DataFdPartialIo, OddSizedReadsAndWritesReassembleTheStream)
 {
+	REQUIRE_DESTINATION();
 	Device &dev = src();
-	ASSERT_OK(emu::scribble(dev, 9, 4));
+	if (emulated()) {
+		ASSERT_OK(emu::scribble(dev, 9, 4));
+	}
 	dev.set_state(State::Stop);
 	// Two sessions on a stopped device produce the same stream.
 	auto whole = dev.set_state(State::StopCopy);
@@ -21,15 +24,19 @@ TEST_P(DataFdPartialIo, OddSizedReadsAndWritesReassembleTheStream)
 	dev.set_state(State::Stop);
 	ASSERT_EQ(a.size(), b.size());
 	EXPECT_TRUE(a == b) << "odd-sized reads gave a different stream";
-	ParsedStream parsed = parse_stream(b, expect(dev));
-	ASSERT_TRUE(parsed.ok()) << parsed.describe();
+	if (emulated()) {
+		ParsedStream parsed = parse_stream(b, expect(dev));
+		ASSERT_TRUE(parsed.ok()) << parsed.describe();
+	}
 
 	Device &d = dst();
 	auto r = d.set_state(State::Resuming);
 	ASSERT_TRUE(r.has_data());
 	ASSERT_OK(load_stream(d, r.data, b, {5, 1, 4099, 31, 17000, 2}));
 	ASSERT_OK(d.try_set_state(State::Stop));
-	EXPECT_EQ(emu::digest(d), emu::digest(dev));
+	if (emulated()) {
+		EXPECT_EQ(emu::digest(d), emu::digest(dev));
+	}
 }
 
 VFIOMIG_INSTANTIATE_PROFILES(DataFdPartialIo);

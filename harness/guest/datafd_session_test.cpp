@@ -10,7 +10,9 @@ TEST_P(DataFdSession, SharedAcrossTheSavingGroup)
 {
 	REQUIRE_MIG_FLAG(kMigPreCopy);
 	Device &dev = src();
-	ASSERT_OK(emu::scribble(dev, 3));
+	if (emulated()) {
+		ASSERT_OK(emu::scribble(dev, 3));
+	}
 	auto pre = dev.set_state(State::PreCopy);
 	ASSERT_TRUE(pre.has_data()) << "RUNNING->PRE_COPY returned no data fd";
 	Bytes stream;
@@ -26,6 +28,9 @@ TEST_P(DataFdSession, SharedAcrossTheSavingGroup)
 	auto p3 = pump(pre.data, nullptr, {PumpUntil::Eof, {}, {}, &stream});
 	ASSERT_OK(p3);
 	EXPECT_TRUE(p3->eof);
+	EXPECT_FALSE(stream.empty());
+	if (!emulated())
+		return; // the stream's format is the driver's own
 	ParsedStream parsed = parse_stream(stream, expect(dev));
 	ASSERT_TRUE(parsed.ok()) << parsed.describe();
 	EXPECT_EQ(end_digest(parsed), emu::digest(dev)) << "END digest vs the stopped device's digest";
@@ -107,7 +112,9 @@ TEST_P(DataFdSession, NewPrecopySessionRestartsTheStream)
 {
 	REQUIRE_MIG_FLAG(kMigPreCopy);
 	Device &dev = src();
-	ASSERT_OK(emu::scribble(dev, 13, 2));
+	if (emulated()) {
+		ASSERT_OK(emu::scribble(dev, 13, 2));
+	}
 	auto first = dev.set_state(State::PreCopy);
 	ASSERT_TRUE(first.has_data());
 	std::uint8_t buf[100];
@@ -118,6 +125,7 @@ TEST_P(DataFdSession, NewPrecopySessionRestartsTheStream)
 	EXPECT_NE(second.data.fd().get(), -1);
 	Bytes stream;
 	ASSERT_OK(pump(second.data, nullptr, {PumpUntil::NoMsg, {}, {}, &stream}));
+	REQUIRE_EMU("stream format (record sequence numbers)");
 	ParsedStream p = parse_stream(stream, expect(dev), true);
 	ASSERT_TRUE(p.ok()) << "a new session must start with a fresh header: " << p.describe();
 	ASSERT_FALSE(p.records.empty());

@@ -22,7 +22,7 @@ protected:
 	{
 		MdevInstance m = MdevInstance::create(profile());
 		nl()->set_knobs(m.uuid(), k);
-		Device d = Device::open_sysfs(m.sysfs_path());
+		Device d = open_device(m.sysfs_path());
 		return std::unique_ptr<Fresh>(new Fresh{std::move(m), std::move(d)});
 	}
 };

@@ -4,7 +4,14 @@
 namespace vfiomig::test {
 namespace {
 
-class EndToEnd : public ProfileTest {};
+class EndToEnd : public ProfileTest {
+protected:
+	void SetUp() override
+	{
+		REQUIRE_EMU("digest (DataIntegrity covers foreign targets)");
+		ProfileTest::SetUp();
+	}
+};
 
 TEST_P(EndToEnd, StopCopyMigrationPreservesTheDigest)
 {

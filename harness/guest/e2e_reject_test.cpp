@@ -139,9 +139,14 @@ bool codec_rejects(const Bytes &stream, const StreamExpect &exp)
 }
 
 class StreamReject : public ProfileFixture,
-		     public ::testing::WithParamInterface<std::tuple<Profile, Damage>> {
+		     public ::testing::WithParamInterface<std::tuple<Target, Damage>> {
 protected:
-	Profile profile() const override { return std::get<0>(GetParam()); }
+	void SetUp() override
+	{
+		REQUIRE_EMU("stream format");
+		ProfileFixture::SetUp();
+	}
+	Target target() const override { return std::get<0>(GetParam()); }
 	Damage kind() const { return std::get<1>(GetParam()); }
 };
 
@@ -182,7 +187,14 @@ TEST_P(StreamReject, ResumeFailsAndResetRecovers)
 	EXPECT_EQ(emu::digest(d), emu::digest(s));
 }
 
-class StreamAccept : public ProfileTest {};
+class StreamAccept : public ProfileTest {
+protected:
+	void SetUp() override
+	{
+		REQUIRE_EMU("stream format");
+		ProfileTest::SetUp();
+	}
+};
 
 TEST_P(StreamAccept, NewerMinorVersionLoads)
 {
@@ -228,13 +240,13 @@ TEST_P(StreamAccept, LaterRecordsOverrideEarlierOnes)
 
 VFIOMIG_INSTANTIATE_PROFILES(StreamAccept);
 
-std::string reject_name(const ::testing::TestParamInfo<std::tuple<Profile, Damage>> &info)
+std::string reject_name(const ::testing::TestParamInfo<std::tuple<Target, Damage>> &info)
 {
-	return profile_name(std::get<0>(info.param)) + "_" + damage_name(std::get<1>(info.param));
+	return std::get<0>(info.param).name() + "_" + damage_name(std::get<1>(info.param));
 }
 
 INSTANTIATE_TEST_SUITE_P(Damages, StreamReject,
-			 ::testing::Combine(::testing::ValuesIn(kAllProfiles),
+			 ::testing::Combine(::testing::ValuesIn(target_params()),
 					    ::testing::Values(Damage::Empty, Damage::HeaderOnly, Damage::Truncated,
 							      Damage::CutMidRecord, Damage::BadCrc,
 							      Damage::Reordered, Damage::LostRecord,

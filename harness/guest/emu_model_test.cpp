@@ -4,7 +4,14 @@
 namespace vfiomig::test {
 namespace {
 
-class EmuModel : public ProfileTest {};
+class EmuModel : public ProfileTest {
+protected:
+	void SetUp() override
+	{
+		REQUIRE_EMU("device model (registers, workload PRNG, digest)");
+		ProfileTest::SetUp();
+	}
+};
 
 TEST_P(EmuModel, DigestOfAResetDeviceIsPredicted)
 {

@@ -14,7 +14,7 @@ using namespace std::chrono_literals;
 /// A test on the stopcopy profile: RUNNING -> STOP_COPY is RUNNING -> STOP -> STOP_COPY.
 class Events : public ProfileFixture {
 protected:
-	Profile profile() const override { return Profile::StopCopy; }
+	Target target() const override { return Target{Profile::StopCopy}; }
 	void SetUp() override
 	{
 		ProfileFixture::SetUp();

@@ -185,12 +185,12 @@ TEST_F(FaultIoctl, OpenFailRefusesTheDeviceFdOnce)
 	nl()->add_fault(fresh.uuid(), f);
 	int err = 0;
 	try {
-		Device dev = Device::open_sysfs(fresh.sysfs_path());
+		Device dev = open_device(fresh.sysfs_path());
 	} catch (const Error &e) {
 		err = e.err();
 	}
 	EXPECT_EQ(errno_name(err), "EACCES");
-	Device dev = Device::open_sysfs(fresh.sysfs_path());
+	Device dev = open_device(fresh.sysfs_path());
 	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
 }
 
@@ -200,7 +200,7 @@ TEST_F(FaultIoctl, OpenDelayTakesAtLeastTheDelay)
 	Fault f = first_call(Site::Open, Effect::Delay);
 	f.delay_us = 100000;
 	nl()->add_fault(fresh.uuid(), f);
-	EXPECT_GE(elapsed([&] { Device dev = Device::open_sysfs(fresh.sysfs_path()); }),
+	EXPECT_GE(elapsed([&] { Device dev = open_device(fresh.sysfs_path()); }),
 		  kDelayFloor);
 }
 

@@ -30,7 +30,7 @@ struct Fresh {
 	static std::unique_ptr<Fresh> make(Profile p)
 	{
 		MdevInstance m = MdevInstance::create(p);
-		Device d = Device::open_sysfs(m.sysfs_path());
+		Device d = open_device(m.sysfs_path());
 		return std::unique_ptr<Fresh>(new Fresh{std::move(m), std::move(d)});
 	}
 };

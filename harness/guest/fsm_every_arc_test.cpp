@@ -25,7 +25,7 @@ std::uint64_t documented_flags(Profile p)
 // One case per profile, reachable start state and SET target: every
 // state value, the first undefined one and one far out of range.
 struct Arc {
-	Profile profile;
+	Target target;
 	State from;
 	std::uint32_t to;
 };
@@ -39,11 +39,15 @@ std::vector<Arc> every_arc()
 	targets.push_back(0x7fffffffu);
 
 	std::vector<Arc> arcs;
-	for (Profile p : kAllProfiles)
+	for (const Target &t : target_params()) {
+		// A foreign device was opened before the tests were registered:
+		// its own flags say which start states exist.
+		std::uint64_t flags = t.profile ? documented_flags(*t.profile) : pool(t, 0).flags;
 		for (State from : kAllStates)
-			if (is_valid_state(from, documented_flags(p)))
+			if (is_valid_state(from, flags))
 				for (std::uint32_t to : targets)
-					arcs.push_back({p, from, to});
+					arcs.push_back({t, from, to});
+	}
 	return arcs;
 }
 
@@ -51,19 +55,22 @@ std::string arc_name(const ::testing::TestParamInfo<Arc> &info)
 {
 	const Arc &a = info.param;
 	std::string to = a.to < kNumStates ? state_name(static_cast<State>(a.to)) : "state" + std::to_string(a.to);
-	return profile_name(a.profile) + "_" + state_name(a.from) + "_to_" + to;
+	return a.target.name() + "_" + state_name(a.from) + "_to_" + to;
 }
 
 class FsmArc : public ProfileFixture, public ::testing::WithParamInterface<Arc> {
 protected:
-	Profile profile() const override { return GetParam().profile; }
+	Target target() const override { return GetParam().target; }
 };
 
 TEST_P(FsmArc, FollowsTheReferencePath)
 {
 	const Arc arc = GetParam();
 	Device &dev = src();
-	ASSERT_EQ(flags(), documented_flags(arc.profile)) << "the device advertises other migration flags than its profile documents";
+	if (arc.target.profile) {
+		ASSERT_EQ(flags(), documented_flags(*arc.target.profile))
+			<< "the device advertises other migration flags than its profile documents";
+	}
 
 	Bytes stream;
 	if (arc.from == State::Resuming) {
@@ -95,7 +102,9 @@ TEST_P(FsmArc, FollowsTheReferencePath)
 			EXPECT_EQ(r->raw_data_fd, -1);
 		}
 		EXPECT_EQ(state_name(*now), state_name(to));
-		EXPECT_EQ(emu::read_regs(dev).state, arc.to) << "BAR0 STATE register";
+		if (emulated()) {
+			EXPECT_EQ(emu::read_regs(dev).state, arc.to) << "BAR0 STATE register";
+		}
 	} else {
 		EXPECT_ERRNO(r, EINVAL);
 		EXPECT_EQ(state_name(*now), state_name(arc.from)) << "a refused SET changed the state";
@@ -116,7 +125,7 @@ TEST_P(Fsm, OptionalStatesRefusedWithoutTheirFlag)
 		EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
 	}
 	if (!refused)
-		GTEST_SKIP() << "profile " << profile_name(profile()) << " supports every optional state";
+		GTEST_SKIP() << target_label() << " supports every optional state";
 }
 
 TEST_P(Fsm, StopCopyToPrecopyRefused)

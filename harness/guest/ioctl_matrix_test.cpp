@@ -9,7 +9,7 @@ namespace {
 
 struct Cell {
 	const matrix::Row *row;
-	Profile profile;
+	Target target;
 };
 
 // Read while InitGoogleTest expands the instantiation below: a table that
@@ -35,27 +35,33 @@ const std::vector<matrix::Row> &table()
 {
 	*os << "row " << c.row->line << " " << c.row->call << " x " << c.row->condition << " (requires "
 	    << c.row->needs.text() << ", expected " << c.row->expected.text() << ", after " << c.row->after.text()
-	    << ") on " << profile_name(c.profile);
+	    << ") on " << c.target.name();
 }
 
 std::vector<Cell> all_cells()
 {
 	std::vector<Cell> out;
 	for (const matrix::Row &r : table()) {
-		for (Profile p : kAllProfiles)
-			out.push_back({&r, p});
+		for (const Target &t : target_params())
+			out.push_back({&r, t});
 	}
 	return out;
 }
 
 std::string cell_name(const ::testing::TestParamInfo<Cell> &info)
 {
-	return info.param.row->name + "_" + profile_name(info.param.profile);
+	return info.param.row->name + "_" + info.param.target.name();
 }
 
 class IoctlMatrix : public ProfileFixture, public ::testing::WithParamInterface<Cell> {
 protected:
-	Profile profile() const override { return GetParam().profile; }
+	// The cells build and check vfio_mig_emu streams and ring its doorbells.
+	void SetUp() override
+	{
+		REQUIRE_EMU("stream format and doorbells (ioctl matrix cells)");
+		ProfileFixture::SetUp();
+	}
+	Target target() const override { return GetParam().target; }
 };
 
 TEST_P(IoctlMatrix, Cell)

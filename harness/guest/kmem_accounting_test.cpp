@@ -8,6 +8,7 @@ class KmemAccounting : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
+		REQUIRE_CONTROL();
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		REQUIRE_CONTROL();
@@ -29,7 +30,7 @@ TEST_F(KmemAccounting, PagesMaterializeOnWriteAndSessionsStreamWithOneBuffer)
 	k.mem_size = mem;
 	nl()->set_knobs(m.uuid(), k);
 	{
-		Device dev = Device::open_sysfs(m.sysfs_path());
+		Device dev = open_device(m.sysfs_path());
 		control::Kmem idle = kmem(m.uuid());
 		EXPECT_EQ(idle.pages, 0u) << "never-written pages must cost nothing";
 		EXPECT_EQ(idle.buffers, 0u);

@@ -92,7 +92,7 @@ TEST_F(Knob, MemSizeChangesOnlyWhileTheDeviceIsClosed)
 	k.mem_size = 1 << 16;
 	EXPECT_EQ(nl()->set_knobs(fresh.uuid(), k).mem_size, 1u << 16);
 	EXPECT_EQ(nl()->device(fresh.uuid()).mem_size, 1u << 16);
-	Device dev = Device::open_sysfs(fresh.sysfs_path());
+	Device dev = open_device(fresh.sysfs_path());
 	EXPECT_EQ(dev.region_info(emu::kBar2).size, 1u << 16) << "BAR2 follows MEM_SIZE";
 }
 

@@ -13,7 +13,16 @@
 namespace vfiomig::test {
 namespace {
 
-class Lifetime : public ProfileTest {};
+class Lifetime : public ProfileTest {
+protected:
+	// Each test opens and closes its own instance; the pooled foreign
+	// device stays open for the whole run.
+	void SetUp() override
+	{
+		REQUIRE_EMU("instances created per test");
+		ProfileTest::SetUp();
+	}
+};
 
 TEST_P(Lifetime, DataFdOutlivesTheDeviceFd)
 {
@@ -21,7 +30,7 @@ TEST_P(Lifetime, DataFdOutlivesTheDeviceFd)
 	MdevInstance mdev = MdevInstance::create(profile());
 	DataFd saving;
 	{
-		Device dev = Device::open_sysfs(mdev.sysfs_path());
+		Device dev = open_device(mdev.sysfs_path());
 		ASSERT_OK(emu::scribble(dev, 91, 2));
 		auto s = dev.set_state(State::StopCopy);
 		ASSERT_TRUE(s.has_data());
@@ -34,7 +43,7 @@ TEST_P(Lifetime, DataFdOutlivesTheDeviceFd)
 	saving.close();
 
 	// Reopening gives a reset, RUNNING device.
-	Device dev = Device::open_sysfs(mdev.sysfs_path());
+	Device dev = open_device(mdev.sysfs_path());
 	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
 	auto fresh = dev.set_state(State::StopCopy);
 	EXPECT_TRUE(fresh.has_data());
@@ -46,7 +55,7 @@ TEST_P(Lifetime, ResumingFdOutlivesTheDeviceFd)
 	DataFd resuming;
 	Bytes stream;
 	{
-		Device dev = Device::open_sysfs(mdev.sysfs_path());
+		Device dev = open_device(mdev.sysfs_path());
 		stream = save(dev);
 		auto r = dev.set_state(State::Resuming);
 		ASSERT_TRUE(r.has_data());
@@ -60,7 +69,7 @@ TEST_P(Lifetime, DeviceCloseWakesAThreadBlockedInPoll)
 {
 	REQUIRE_MIG_FLAG(kMigPreCopy);
 	MdevInstance mdev = MdevInstance::create(profile());
-	auto dev = std::make_unique<Device>(Device::open_sysfs(mdev.sysfs_path()));
+	auto dev = std::make_unique<Device>(open_device(mdev.sysfs_path()));
 	auto s = dev->set_state(State::PreCopy);
 	ASSERT_TRUE(s.has_data());
 	std::vector<std::uint8_t> buf(64 * 1024);
@@ -109,6 +118,7 @@ int module_refcnt()
 /// afterwards and fails if that is refused).
 TEST(ModuleRemoval, RefusedWhileADeviceOrDataFdIsOpen)
 {
+	REQUIRE_EMU("module (delete_module while in use)");
 	if (!module_loaded())
 		GTEST_SKIP() << "vfio_mig_emu is not loaded";
 	if (::geteuid() != 0)
@@ -117,7 +127,7 @@ TEST(ModuleRemoval, RefusedWhileADeviceOrDataFdIsOpen)
 	MdevInstance mdev = MdevInstance::create(Profile::StopCopy);
 	DataFd data;
 	{
-		Device dev = Device::open_sysfs(mdev.sysfs_path());
+		Device dev = open_device(mdev.sysfs_path());
 		int ref = module_refcnt();
 		ASSERT_GT(ref, 0) << "an open device fd holds no module reference: not trying delete_module";
 		int err = try_unload("vfio_mig_emu");

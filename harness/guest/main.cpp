@@ -24,7 +24,7 @@ namespace {
 constexpr const char *kUsage = R"(usage: vfio-migtest [options] [googletest options]
 
 Validates the VFIO live-migration uAPI on vfio_mig_emu devices (the module
-must be loaded; run as root).
+must be loaded; run as root), or on any migratable vfio device (--device).
 
 output and exit status:
   --ktap               KTAP (kselftest format) on stdout instead of
@@ -95,6 +95,8 @@ Options parse_options(int *argc, char **argv)
 		if (a == "-h" || a == "--help") {
 			std::fputs(kUsage, stdout);
 			std::fputs("\n", stdout);
+			std::fputs(vfiomig::test::kTargetUsage, stdout);
+			std::fputs("\n", stdout);
 			o.help = true;
 			argv[out++] = argv[i]; // googletest adds its own help
 		} else if (a == "--ktap") {
@@ -139,7 +141,20 @@ std::vector<std::pair<std::string, std::string>> run_properties()
 
 int main(int argc, char **argv)
 {
+	// --device/--backend first: the parameterised suites ask for their
+	// targets when InitGoogleTest registers them.
+	std::string target_error;
+	auto targets = vfiomig::test::parse_target_options(argc, argv, target_error);
+	if (!targets)
+		usage_error(target_error);
 	Options opt = parse_options(&argc, argv);
+	try {
+		vfiomig::test::configure_targets(*targets);
+	} catch (const std::exception &e) {
+		usage_error(std::string("opening the target: ") + e.what());
+	}
+	// What the target offers; on stderr when stdout carries only KTAP.
+	std::fputs(vfiomig::test::describe_targets().c_str(), opt.ktap_stdout ? stderr : stdout);
 	::testing::InitGoogleTest(&argc, argv);
 	auto &listeners = ::testing::UnitTest::GetInstance()->listeners();
 

@@ -8,8 +8,11 @@ class MigDataSize : public ProfileTest {};
 
 TEST_P(MigDataSize, CoversTheBytesStopCopyProduces)
 {
+	REQUIRE_CAP(data_size, "MIG_DATA_SIZE");
 	Device &dev = src();
-	ASSERT_OK(emu::scribble(dev, 21, 10));
+	if (emulated()) {
+		ASSERT_OK(emu::scribble(dev, 21, 10));
+	}
 	dev.set_state(State::Stop);
 	auto size = dev.try_stop_copy_size();
 	ASSERT_OK(size);
@@ -18,11 +21,14 @@ TEST_P(MigDataSize, CoversTheBytesStopCopyProduces)
 	auto p = pump(s.data, nullptr, {PumpUntil::Eof, {}, {}, nullptr});
 	ASSERT_OK(p);
 	EXPECT_GE(*size, p->bytes_read) << "announced less than produced";
-	EXPECT_EQ(*size, p->bytes_read) << "the emulated device knows its exact stream size";
+	if (emulated()) {
+		EXPECT_EQ(*size, p->bytes_read) << "the emulated device knows its exact stream size";
+	}
 }
 
 TEST_P(MigDataSize, ProbeAnswersGetOnly)
 {
+	REQUIRE_CAP(data_size, "MIG_DATA_SIZE");
 	Device &dev = src();
 	EXPECT_EQ(errno_name(dev.probe_feature(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_GET)),
 		  errno_name(0));

@@ -17,6 +17,7 @@ class Migrate : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
+		REQUIRE_EMU("fresh instances, digests and cost model");
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);

@@ -21,7 +21,7 @@ class ParallelSwitchover : public ::testing::TestWithParam<std::tuple<std::size_
 protected:
 	static void SetUpTestSuite()
 	{
-		if (!module_loaded() || !profile_offered(Profile::Full))
+		if (!emulated() || !module_loaded() || !profile_offered(Profile::Full))
 			return;
 		for (std::size_t i = 0; i < kMaxDevices; i++)
 			devs_.push_back(Fresh::make(Profile::Full));
@@ -30,6 +30,7 @@ protected:
 
 	void SetUp() override
 	{
+		REQUIRE_CONTROL();
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);

@@ -5,7 +5,9 @@ namespace vfiomig::test {
 namespace {
 
 // The opt-in lasts as long as the device fd, so these tests use their own
-// instance (slot 2) and never share it with the v1 tests.
+// instance (slot 2) and never share it with the v1 tests. A foreign target
+// has no third instance: its source is used and closed after the test (the
+// next test opens it again, without the opt-in).
 class PrecopyInfoV2 : public ProfileTest {
 protected:
 	void SetUp() override
@@ -13,19 +15,29 @@ protected:
 		ProfileTest::SetUp();
 		if (IsSkipped() || HasFatalFailure())
 			return;
-		if (!has(kMigPreCopy))
-			GTEST_SKIP() << "profile " << profile_name(profile()) << " lacks PRE_COPY";
-		v2_ = &pool(profile(), 2).dev;
+		REQUIRE_MIG_FLAG(kMigPreCopy);
+		REQUIRE_CAP(precopy_info_v2, "MIG_PRECOPY_INFOv2");
+		slot_ = target().foreign() ? 0 : 2;
+		v2_ = &pool(target(), slot_).dev;
+		opted_in_ = true;
 		ASSERT_OK(v2_->try_reset());
 		auto r = v2_->try_precopy_v2_opt_in();
 		if (r.err() == ENOTTY)
 			GTEST_SKIP() << "VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 not supported: " << r.describe();
 		ASSERT_OK(r);
 	}
+	void TearDown() override
+	{
+		ProfileTest::TearDown();
+		if (opted_in_ && target().foreign())
+			release_instance(target(), slot_);
+	}
 	Device &v2() { return *v2_; }
 
 private:
 	Device *v2_ = nullptr;
+	int slot_ = 2;
+	bool opted_in_ = false;
 };
 
 TEST_P(PrecopyInfoV2, FlagsBecomeAnOutput)
@@ -40,6 +52,7 @@ TEST_P(PrecopyInfoV2, FlagsBecomeAnOutput)
 
 TEST_P(PrecopyInfoV2, ReconfigurationReportsReinitOnce)
 {
+	REQUIRE_EMU("reconfiguration doorbell");
 	Device &dev = v2();
 	ASSERT_OK(emu::scribble(dev, 81, 4));
 	auto s = dev.set_state(State::PreCopy);
@@ -78,6 +91,7 @@ TEST_P(PrecopyInfoV2, ReconfigurationReportsReinitOnce)
 
 TEST_P(PrecopyInfoV2, LegacySessionsNeverReportReinit)
 {
+	REQUIRE_EMU("reconfiguration doorbell");
 	Device &dev = src(); // no opt-in on this fd
 	auto s = dev.set_state(State::PreCopy);
 	ASSERT_TRUE(s.has_data());

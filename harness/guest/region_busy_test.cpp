@@ -4,7 +4,14 @@
 namespace vfiomig::test {
 namespace {
 
-class RegionAccess : public ProfileTest {};
+class RegionAccess : public ProfileTest {
+protected:
+	void SetUp() override
+	{
+		REQUIRE_EMU("BAR0/BAR2 register semantics");
+		ProfileTest::SetUp();
+	}
+};
 
 TEST_P(RegionAccess, WritesRefusedExactlyWhenStopped)
 {

@@ -57,6 +57,7 @@ class Reinit : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
+		REQUIRE_EMU("reconfiguration doorbell (REINIT) and fresh instances");
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);
@@ -129,7 +130,7 @@ TEST_F(Reinit, OptInEndsWhenTheDeviceIsClosed)
 {
 	opt_in();
 	{ Device closing = std::move(a_->dev); } // closes the opted-in fd (the group allows one open)
-	a_->dev = Device::open_sysfs(a_->mdev.sysfs_path());
+	a_->dev = open_device(a_->mdev.sysfs_path());
 	auto s = drained_precopy();
 	ASSERT_OK(emu::reconfigure(dev(), 2));
 	auto info = s.data.precopy_info(0);

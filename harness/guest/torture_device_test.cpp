@@ -43,6 +43,7 @@ class Torture : public ::testing::Test {
 protected:
 	void SetUp() override
 	{
+		REQUIRE_CONTROL();
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);

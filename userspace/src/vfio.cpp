@@ -94,6 +94,45 @@ Fd Group::get_device_fd(const std::string &name) const
 	return Fd(fd);
 }
 
+std::shared_ptr<Iommufd> Iommufd::open()
+{
+	auto i = std::make_shared<Iommufd>();
+	i->fd_ = Fd::open("/dev/iommu", O_RDWR);
+	uapi::ioas_alloc alloc = {};
+	alloc.size = sizeof(alloc);
+	ioctl(i->fd(), VFIOMIG_IOMMU_IOAS_ALLOC, &alloc, "IOMMU_IOAS_ALLOC on /dev/iommu").value();
+	i->ioas_id_ = alloc.out_ioas_id;
+	return i;
+}
+
+std::string backend_name(Backend b)
+{
+	switch (b) {
+	case Backend::Auto: return "auto";
+	case Backend::Group: return "group";
+	case Backend::Cdev: return "cdev";
+	}
+	return "?";
+}
+
+std::optional<Backend> parse_backend(std::string_view name)
+{
+	for (Backend b : {Backend::Auto, Backend::Group, Backend::Cdev})
+		if (name == backend_name(b))
+			return b;
+	return std::nullopt;
+}
+
+std::string MigrationCaps::describe() const
+{
+	std::string s = flags ? "flags " + mig_flags_name(flags)
+			      : "not migratable (GET MIGRATION: " + errno_name(migration_errno) + ")";
+	s += data_size ? ", MIG_DATA_SIZE" : ", no MIG_DATA_SIZE";
+	s += precopy_info_v2 ? ", PRECOPY_INFOv2" : ", no PRECOPY_INFOv2";
+	s += dma_logging ? ", DMA logging" : ", no DMA logging";
+	return s;
+}
+
 int iommu_group_of(const std::string &sysfs_path)
 {
 	std::error_code ec;
@@ -101,6 +140,15 @@ int iommu_group_of(const std::string &sysfs_path)
 	if (ec)
 		throw_error(ec.value(), "readlink(" + sysfs_path + "/iommu_group)");
 	return std::stoi(target.filename().string());
+}
+
+std::optional<std::string> vfio_cdev_of(const std::string &sysfs_path)
+{
+	std::error_code ec;
+	for (const auto &e : std::filesystem::directory_iterator(sysfs_path + "/vfio-dev", ec))
+		if (e.path().filename().string().starts_with("vfio"))
+			return "/dev/vfio/devices/" + e.path().filename().string();
+	return std::nullopt;
 }
 
 // --- data fd -------------------------------------------------------------------
@@ -150,18 +198,65 @@ Device::Device(Fd fd, std::string label, std::shared_ptr<void> keepalive)
 {
 }
 
-Device Device::open_sysfs(const std::string &sysfs_path)
+namespace {
+
+Device open_group(const std::string &sysfs_path, const std::string &name)
 {
-	std::string name = std::filesystem::path(sysfs_path).filename().string();
 	auto group = Group::open(iommu_group_of(sysfs_path));
 	group->attach(Container::open());
 	Fd fd = group->get_device_fd(name);
 	return Device(std::move(fd), name, group);
 }
 
+Device open_cdev(const std::string &sysfs_path, const std::string &name)
+{
+	auto cdev = vfio_cdev_of(sysfs_path);
+	if (!cdev)
+		throw_error(ENOENT, sysfs_path + "/vfio-dev: no vfio device cdev (kernel without "
+						 "CONFIG_VFIO_DEVICE_CDEV, or not a vfio device)");
+	Fd fd = Fd::open(*cdev, O_RDWR);
+	auto iommufd = Iommufd::open();
+	uapi::bind_iommufd bind = {};
+	bind.argsz = sizeof(bind);
+	bind.iommufd = iommufd->fd().get();
+	ioctl(fd.view(), VFIO_DEVICE_BIND_IOMMUFD, &bind,
+	      "VFIO_DEVICE_BIND_IOMMUFD(" + *cdev + " of " + name + ")")
+		.value();
+	uapi::attach_iommufd_pt attach = {};
+	attach.argsz = sizeof(attach);
+	attach.pt_id = iommufd->ioas_id();
+	ioctl(fd.view(), VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach,
+	      "VFIO_DEVICE_ATTACH_IOMMUFD_PT(ioas " + std::to_string(attach.pt_id) + ") on " + name)
+		.value();
+	return Device(std::move(fd), name, iommufd);
+}
+
+bool group_available(const std::string &sysfs_path)
+{
+	std::error_code ec;
+	if (!std::filesystem::exists("/dev/vfio/vfio", ec))
+		return false;
+	auto target = std::filesystem::read_symlink(sysfs_path + "/iommu_group", ec);
+	if (ec)
+		return false;
+	return std::filesystem::exists("/dev/vfio/" + target.filename().string(), ec);
+}
+
+} // namespace
+
+Device Device::open_sysfs(const std::string &sysfs_path, Backend backend)
+{
+	std::string name = std::filesystem::path(sysfs_path).filename().string();
+	if (backend == Backend::Auto)
+		backend = group_available(sysfs_path) || !vfio_cdev_of(sysfs_path) ? Backend::Group : Backend::Cdev;
+	Device d = backend == Backend::Cdev ? open_cdev(sysfs_path, name) : open_group(sysfs_path, name);
+	d.backend_ = backend;
+	return d;
+}
+
 Device::Device(Device &&other) noexcept
 	: fd_(std::move(other.fd_)), label_(std::move(other.label_)), keepalive_(std::move(other.keepalive_)),
-	  regions_(std::move(other.regions_)), last_state_(other.last_state_.load())
+	  backend_(other.backend_), regions_(std::move(other.regions_)), last_state_(other.last_state_.load())
 {
 }
 
@@ -171,6 +266,7 @@ Device &Device::operator=(Device &&other) noexcept
 		fd_ = std::move(other.fd_);
 		label_ = std::move(other.label_);
 		keepalive_ = std::move(other.keepalive_);
+		backend_ = other.backend_;
 		regions_ = std::move(other.regions_);
 		last_state_ = other.last_state_.load();
 	}
@@ -332,6 +428,21 @@ Result<std::uint64_t> Device::try_migration_flags()
 	if (!r)
 		return Result<std::uint64_t>::failure(r.err(), r.context());
 	return static_cast<std::uint64_t>(m.flags);
+}
+
+MigrationCaps Device::migration_caps()
+{
+	MigrationCaps c;
+	auto f = try_migration_flags();
+	if (!f) {
+		c.migration_errno = f.err();
+		return c;
+	}
+	c.flags = *f;
+	c.data_size = probe_feature(VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, VFIO_DEVICE_FEATURE_GET) == 0;
+	c.precopy_info_v2 = probe_feature(VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, VFIO_DEVICE_FEATURE_SET) == 0;
+	c.dma_logging = probe_feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_SET) == 0;
+	return c;
 }
 
 Result<State> Device::try_get_state()

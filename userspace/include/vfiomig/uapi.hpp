@@ -23,7 +23,44 @@
 #define VFIO_PRECOPY_INFO_REINIT (1u << 0)
 #endif
 
+// The device cdev + iommufd path (Linux 6.6+); the system headers of an
+// older distribution (Debian 12: 6.1) lack both, and <linux/iommufd.h>.
+#ifndef VFIO_DEVICE_BIND_IOMMUFD
+#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+#endif
+#ifndef VFIO_DEVICE_ATTACH_IOMMUFD_PT
+#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+#endif
+#define VFIOMIG_IOMMUFD_TYPE ';'
+#define VFIOMIG_IOMMU_IOAS_ALLOC _IO(VFIOMIG_IOMMUFD_TYPE, 0x81)
+
 namespace vfiomig::uapi {
+
+/// struct vfio_device_bind_iommufd.
+struct bind_iommufd {
+	std::uint32_t argsz;
+	std::uint32_t flags;
+	std::int32_t iommufd;
+	std::uint32_t out_devid;
+};
+static_assert(sizeof(bind_iommufd) == 16);
+
+/// struct vfio_device_attach_iommufd_pt (6.12 layout, without pasid).
+struct attach_iommufd_pt {
+	std::uint32_t argsz;
+	std::uint32_t flags;
+	std::uint32_t pt_id;
+};
+static_assert(sizeof(attach_iommufd_pt) == 12);
+
+/// struct iommu_ioas_alloc.
+struct ioas_alloc {
+	std::uint32_t size;
+	std::uint32_t flags;
+	std::uint32_t out_ioas_id;
+};
+static_assert(sizeof(ioas_alloc) == 12);
+
 
 /// struct vfio_precopy_info (Linux 6.2+), declared here so that older
 /// system headers work.

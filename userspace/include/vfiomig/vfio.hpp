@@ -1,10 +1,13 @@
 // VFIO objects: container, group, device, and the migration data fd.
 //
-// Device path today: mdev -> emulated IOMMU group -> /dev/vfio/N ->
-// container with VFIO_TYPE1v2_IOMMU -> VFIO_GROUP_GET_DEVICE_FD(name).
-// The cdev + iommufd path (/dev/vfio/devices/vfioX, VFIO_DEVICE_BIND_IOMMUFD)
-// would be another DeviceBackend factory: Device only needs an open device
-// fd and a label, so the seam is Device's constructor.
+// Two ways to open a device, chosen by Backend:
+// - group: <sysfs>/iommu_group -> /dev/vfio/N -> container with
+//   VFIO_TYPE1v2_IOMMU -> VFIO_GROUP_GET_DEVICE_FD(name);
+// - cdev: <sysfs>/vfio-dev/vfioX -> /dev/vfio/devices/vfioX ->
+//   VFIO_DEVICE_BIND_IOMMUFD(/dev/iommu) -> IOMMU_IOAS_ALLOC ->
+//   VFIO_DEVICE_ATTACH_IOMMUFD_PT(ioas).
+// Device only needs an open device fd, a label and something keeping the
+// group/container or iommufd alive, so both end in Device's constructor.
 #pragma once
 
 #include <atomic>
@@ -14,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "vfiomig/fd.hpp"
 #include "vfiomig/state.hpp"
@@ -52,6 +56,39 @@ private:
 	Fd fd_;
 	int id_ = -1;
 	std::shared_ptr<Container> container_;
+};
+
+/// /dev/iommu with one IOAS (the cdev backend's address space).
+class Iommufd {
+public:
+	/// Opens /dev/iommu and allocates an IOAS (IOMMU_IOAS_ALLOC).
+	static std::shared_ptr<Iommufd> open();
+	FdView fd() const { return fd_.view(); }
+	std::uint32_t ioas_id() const { return ioas_id_; }
+
+private:
+	Fd fd_;
+	std::uint32_t ioas_id_ = 0;
+};
+
+/// How a device is opened: group + container, device cdev + iommufd, or
+/// whichever the kernel and the device offer (group first: it is what
+/// every kernel with VFIO has, and what the suite was written against).
+enum class Backend { Auto, Group, Cdev };
+/// "auto", "group", "cdev".
+std::string backend_name(Backend b);
+std::optional<Backend> parse_backend(std::string_view name);
+
+/// What a device offers for migration, as the uAPI lets userspace find
+/// out: the MIGRATION flags and a PROBE of each optional feature.
+struct MigrationCaps {
+	std::uint64_t flags = 0;	 ///< VFIO_MIGRATION_*; 0 when not migratable
+	int migration_errno = 0;	 ///< GET MIGRATION's errno (ENOTTY: no migration)
+	bool data_size = false;		 ///< GET MIG_DATA_SIZE
+	bool precopy_info_v2 = false;	 ///< SET MIG_PRECOPY_INFOv2 (REINIT opt-in)
+	bool dma_logging = false;	 ///< SET DMA_LOGGING_START (device dirty tracking)
+	/// "flags STOP_COPY|P2P|PRE_COPY, MIG_DATA_SIZE, no PRECOPY_INFOv2, no DMA logging".
+	std::string describe() const;
 };
 
 /// VFIO_MIG_GET_PRECOPY_INFO output.
@@ -113,11 +150,17 @@ public:
 	Device(Device &&other) noexcept;
 	Device &operator=(Device &&other) noexcept;
 
-	/// Opens the device at a sysfs path (/sys/bus/mdev/devices/<uuid>):
-	/// iommu_group -> /dev/vfio/N -> new container -> GET_DEVICE_FD.
-	static Device open_sysfs(const std::string &sysfs_path);
+	/// Opens the device at a sysfs path (/sys/bus/mdev/devices/<uuid> or
+	/// /sys/bus/pci/devices/<bdf>) through `backend` (see the top of this
+	/// file), each device with its own container or iommufd. Auto takes
+	/// the group path when the device has an IOMMU group whose /dev/vfio/N
+	/// and /dev/vfio/vfio exist, else the cdev path.
+	static Device open_sysfs(const std::string &sysfs_path, Backend backend = Backend::Auto);
 
 	const std::string &label() const { return label_; }
+	/// The backend the device was opened through (Auto when constructed
+	/// from a bare fd).
+	Backend backend() const { return backend_; }
 	FdView fd() const { return fd_.view(); }
 
 	/// VFIO_DEVICE_GET_INFO.
@@ -164,6 +207,8 @@ public:
 	/// GET MIG_DATA_SIZE: estimated bytes STOP_COPY will produce.
 	Result<std::uint64_t> try_stop_copy_size();
 	std::uint64_t stop_copy_size() { return try_stop_copy_size().value(); }
+	/// MIGRATION flags and PROBEs of the optional migration features.
+	MigrationCaps migration_caps();
 	/// The state this object last observed (for error messages).
 	std::string known_state() const;
 
@@ -173,6 +218,7 @@ private:
 	Fd fd_;
 	std::string label_;
 	std::shared_ptr<void> keepalive_;
+	Backend backend_ = Backend::Auto;
 	std::map<std::uint32_t, RegionInfo> regions_;
 	void note_state(std::optional<State> s);
 	std::optional<State> last_state() const;
@@ -182,5 +228,8 @@ private:
 
 /// The IOMMU group number of a sysfs device (readlink <path>/iommu_group).
 int iommu_group_of(const std::string &sysfs_path);
+/// The device's cdev, /dev/vfio/devices/vfioX, from <sysfs>/vfio-dev/vfioX;
+/// nullopt when the kernel has no VFIO_DEVICE_CDEV or the device no cdev.
+std::optional<std::string> vfio_cdev_of(const std::string &sysfs_path);
 
 } // namespace vfiomig
