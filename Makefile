@@ -12,6 +12,10 @@
 #   make setup      install what the project needs (Debian packages)
 #   make bench      vfio-migctl bench in the guest (tables; JSON in
 #                   build/vm/last/results/bench.json); BENCH_ARGS= passes options
+#   make quirk-check  the suite against each seeded driver bug of the module
+#                   (vfio-migtest --quirk-check): which tests catch which
+#                   quirk, the mutation score; results in
+#                   build/vm/quirk-check; QUIRK_ARGS= passes options
 #
 # KDIR selects the kernel the module is built for (default: the guest
 # kernel's headers); KERNEL/KVER select the kernel the guest boots.
@@ -23,7 +27,8 @@ WERROR ?= $(if $(CI),ON,OFF)
 
 export KVER KDIR
 
-.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench
+.PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench \
+	quirk-check
 
 all: module userspace
 
@@ -54,6 +59,10 @@ check-debug: setup
 
 bench: all
 	@scripts/vm-run -- scripts/guest-bench $(BENCH_ARGS)
+
+quirk-check: all
+	@scripts/vm-run --out build/vm/quirk-check --timeout 3600 -- \
+		scripts/guest-quirk-check $(QUIRK_ARGS)
 
 check-unit: userspace
 	cd $(BUILD) && ctest --output-on-failure

@@ -6,9 +6,12 @@
 
 #include "common.hpp"
 #include "kmsg_listener.hpp"
+#include "quirk_check.hpp"
 
 int main(int argc, char **argv)
 {
+	if (vfiomig::test::is_quirk_check(argc, argv))
+		return vfiomig::test::quirk_check_main(argc, argv);
 	::testing::InitGoogleTest(&argc, argv);
 	auto &listeners = ::testing::UnitTest::GetInstance()->listeners();
 	// Appended after the printer: end events run in reverse order, so the
