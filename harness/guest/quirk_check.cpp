@@ -370,7 +370,7 @@ int quirk_check_main(int argc, char **argv)
 	std::printf("quirk-check: baseline: %s, %d tests, %zu failed, %.0f s\n", base.verdict().c_str(), base.tests,
 		    base.failed.size(), base.seconds);
 	nlohmann::json out = {{"baseline", run_json(base)}, {"quirks", nlohmann::json::array()}};
-	if (!base.clean() || !base.kernel.empty()) {
+	if (!base.clean() || !base.kernel.empty() || base.tests == 0) {
 		for (const auto &t : base.failed)
 			std::printf("  failed: %s\n", t.c_str());
 		for (const auto &k : base.kernel)
