@@ -615,10 +615,10 @@ enum vfio_mig_emu_kmem {
  * QUIRKS_GET replies with A_QUIRKS, the mask of the scope asked (A_UUID:
  * the device's own, without: the global one).
  *
- * A quirk takes effect at the next call that consults it; one that acts
- * when a session starts (e.g. ERROR on reinit) affects sessions started
- * after it was set.  Names (VFIO_MIG_EMU_QUIRK_NAMES) are stable; what
- * each one imitates is in kmod/README.md ("Seeded driver bugs").
+ * A quirk is consulted by the call it bends, so it takes effect at the
+ * next such call (stale-fd-readable: when a session ends).  Names
+ * (VFIO_MIG_EMU_QUIRK_NAMES) and bits are stable; what each one imitates
+ * is in kmod/README.md ("Seeded driver bugs").
  */
 enum vfio_mig_emu_quirk {
 	VFIO_MIG_EMU_QUIRK_FLAGS_ECHO_AFTER_V2 = 0,
