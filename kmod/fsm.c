@@ -206,7 +206,7 @@ static struct file *vme_finish_resuming_locked(struct vme_device *vme)
  *   STOP         -> RUNNING | RUNNING_P2P | STOP_COPY | RESUMING
  *   PRE_COPY     -> RUNNING | PRE_COPY_P2P | STOP_COPY
  *   PRE_COPY_P2P -> PRE_COPY | RUNNING_P2P | STOP_COPY
- *   STOP_COPY    -> STOP
+ *   STOP_COPY    -> STOP (and PRE_COPY(_P2P) under a quirk)
  *   RESUMING     -> STOP
  *
  * The saving group (PRE_COPY, PRE_COPY_P2P, STOP_COPY) shares one session
@@ -316,6 +316,15 @@ static struct file *vme_step_state_locked(struct vme_device *vme,
 	if (cur == VFIO_DEVICE_STATE_RESUMING &&
 	    new == VFIO_DEVICE_STATE_STOP)
 		return vme_finish_resuming_locked(vme);
+
+	/*
+	 * Quirk stopcopy-to-precopy (vme_next_arc_locked() asks for it, the
+	 * core never does): the finishing session simply goes on.
+	 */
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY && vme->saving_migf &&
+	    (new == VFIO_DEVICE_STATE_PRE_COPY ||
+	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return NULL;
 
 	/* vfio_mig_get_next_state() does not return other arcs. */
 	WARN_ON(true);
