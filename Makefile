@@ -20,6 +20,10 @@
 #                   the tools, library, headers and fixtures under $(PREFIX);
 #                   DESTDIR= stages both (no depmod on the running system)
 #   make uninstall  removes what make install put there
+#   make quirk-check  the suite against each seeded driver bug of the module
+#                   (vfio-migtest --quirk-check): which tests catch which
+#                   quirk, the mutation score; results in
+#                   build/vm/quirk-check; QUIRK_ARGS= passes options
 #
 # KDIR selects the kernel the module is built for (default: the guest
 # kernel's headers); KERNEL/KVER select the kernel the guest boots.
@@ -37,7 +41,7 @@ INSTALL_MOD_DIR ?= updates
 export KVER KDIR
 
 .PHONY: all setup module userspace run check check-debug check-unit checkpatch clean bench \
-	kernel-matrix install install-module install-userspace uninstall
+	kernel-matrix install install-module install-userspace uninstall quirk-check
 
 all: module userspace
 
@@ -93,6 +97,10 @@ uninstall:
 
 bench: all
 	@scripts/vm-run -- scripts/guest-bench $(BENCH_ARGS)
+
+quirk-check: all
+	@scripts/vm-run --out build/vm/quirk-check --timeout 3600 -- \
+		scripts/guest-quirk-check $(QUIRK_ARGS)
 
 check-unit: userspace
 	cd $(BUILD) && ctest --output-on-failure

@@ -50,6 +50,7 @@ struct vme_migration_file {
 	/* lock protects every field below. */
 	struct mutex lock;
 	bool disabled;			/* session over: I/O fails -ENODEV */
+	bool stale;			/* quirk stale-fd-readable: EOF instead */
 	struct vme_device *vme;		/* NULL once disabled */
 	u8 *buf;			/* VME_BUF_SIZE; NULL once disabled */
 	size_t buf_len;			/* bytes staged / collected */
@@ -72,6 +73,7 @@ struct vme_migration_file {
 	unsigned long *tmp_map;		/* scratch for dirty & ~init_map */
 	unsigned long *defer_map;	/* REINIT_DISCARD: pages set aside */
 	bool deferred;			/* defer_map is not empty */
+	u64 stale_dirty;		/* quirk dirty-kept-on-reinit */
 	u32 final_digest;
 	struct vfio_mig_emu_regs final_regs;
 
@@ -124,6 +126,8 @@ void vme_migf_disable(struct vme_migration_file *migf)
 {
 	mutex_lock(&migf->lock);
 	migf->disabled = true;
+	migf->stale = migf->vme && migf->init_map &&
+		      vme_quirk(migf->vme, VFIO_MIG_EMU_QUIRK_STALE_FD_READABLE);
 	vme_migf_free_buf_locked(migf);
 	migf->vme = NULL;
 	mutex_unlock(&migf->lock);
@@ -240,6 +244,9 @@ static u64 vme_save_pending_fixed_locked(struct vme_migration_file *migf)
  * dirty_bytes restarts from zero, and the next VFIO_MIG_GET_PRECOPY_INFO
  * reports VFIO_PRECOPY_INFO_REINIT.
  */
+static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
+				     bool initial, bool others, bool deferred);
+
 static void vme_save_reinit_locked(struct vme_migration_file *migf)
 {
 	struct vme_device *vme = migf->vme;
@@ -247,6 +254,10 @@ static void vme_save_reinit_locked(struct vme_migration_file *migf)
 
 	lockdep_assert_held(&migf->lock);
 	lockdep_assert_held(&vme->dev_lock);
+	/* Quirk dirty-kept-on-reinit: the dirty counter is not restarted. */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_DIRTY_KEPT_ON_REINIT))
+		migf->stale_dirty += vme_save_mem_bytes_locked(migf, false,
+							       true, true);
 	if (migf->reinit_policy == VFIO_MIG_EMU_REINIT_DISCARD) {
 		bitmap_andnot(migf->tmp_map, vme->dirty, migf->init_map, nr);
 		bitmap_or(migf->defer_map, migf->defer_map, migf->tmp_map, nr);
@@ -262,7 +273,9 @@ static void vme_save_reinit_locked(struct vme_migration_file *migf)
 			      (u64)(vme->nr_res - migf->res_sent) *
 			      migf->res_rec +
 			      vme_mem_stream_bytes(migf->init_map, nr);
-	migf->reinit_report = true;
+	/* Quirk initial-grows-no-reinit: new initial data, no REINIT. */
+	migf->reinit_report =
+		!vme_quirk(vme, VFIO_MIG_EMU_QUIRK_INITIAL_GROWS_NO_REINIT);
 }
 
 static void vme_save_sync_locked(struct vme_migration_file *migf)
@@ -276,6 +289,9 @@ static void vme_save_sync_locked(struct vme_migration_file *migf)
 		if (migf->v2 && !migf->stop_copy &&
 		    migf->phase <= VME_SAVE_MEM)
 			vme_save_reinit_locked(migf);
+		/* v1: read by quirk reinit-without-optin only. */
+		if (!migf->v2 && !migf->stop_copy)
+			migf->reinit_report = true;
 	}
 	/* Pages set aside are dirty again once the initial data is out. */
 	if (migf->deferred &&
@@ -333,6 +349,13 @@ static void vme_save_figures_locked(struct vme_migration_file *migf,
 	sent = max(migf->res_sent, migf->initial_res);
 	if (vme->nr_res > sent)
 		*dirty += (u64)(vme->nr_res - sent) * migf->res_rec;
+	*dirty += migf->stale_dirty;
+	/*
+	 * Quirk initial-stuck: initial_bytes is the size of the initial
+	 * data, not what is left of it, so it never reaches zero.
+	 */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_INITIAL_STUCK))
+		*initial = initial_end;
 }
 
 /*
@@ -494,7 +517,8 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 
 	mutex_lock(&migf->lock);
 	if (migf->disabled) {
-		ret = -ENODEV;
+		/* Quirk stale-fd-readable: an ended session reads as EOF. */
+		ret = migf->stale ? 0 : -ENODEV;
 		goto out_unlock;
 	}
 	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_READ, &ret,
@@ -511,8 +535,16 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 	while (done < len) {
 		if (migf->buf_pos == migf->buf_len &&
 		    !vme_save_produce_locked(migf)) {
-			/* Temporary end of stream in precopy, EOF otherwise. */
-			if (!migf->stop_copy)
+			/*
+			 * Temporary end of stream in precopy, EOF otherwise.
+			 * Quirks precopy-eof-zero and stopcopy-enomsg swap
+			 * the two.
+			 */
+			if (migf->stop_copy ?
+			    vme_quirk(migf->vme,
+				      VFIO_MIG_EMU_QUIRK_STOPCOPY_ENOMSG) :
+			    !vme_quirk(migf->vme,
+				       VFIO_MIG_EMU_QUIRK_PRECOPY_EOF_ZERO))
 				ret = -ENOMSG;
 			break;
 		}
@@ -552,7 +584,11 @@ static __poll_t vme_save_poll(struct file *filp, poll_table *wait)
 	mutex_lock(&migf->lock);
 	vme = migf->vme;
 	if (migf->disabled) {
-		mask = EPOLLHUP | EPOLLERR;
+		mask = migf->stale ? EPOLLIN | EPOLLRDNORM : EPOLLHUP | EPOLLERR;
+	} else if (!migf->stop_copy &&
+		   vme_quirk(vme, VFIO_MIG_EMU_QUIRK_POLL_NEVER_READY)) {
+		/* Quirk poll-never-ready: precopy data never signalled. */
+		mask = 0;
 	} else if (migf->stop_copy || migf->buf_pos < migf->buf_len ||
 		   migf->phase < VME_SAVE_MEM) {
 		/* In stop-copy even the end of stream is readable (EOF). */
@@ -576,6 +612,7 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
 	struct vme_device *vme, *err_vme = NULL;
 	struct vfio_precopy_info info;
+	bool reported = false;
 	ssize_t ret = 0;
 	u32 effect;
 
@@ -588,8 +625,13 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 		return -EINVAL;
 
 	mutex_lock(&migf->lock);
-	/* Valid in PRE_COPY and PRE_COPY_P2P only. */
-	if (migf->disabled || migf->stop_copy) {
+	/*
+	 * Valid in PRE_COPY and PRE_COPY_P2P only (quirk
+	 * precopy-info-any-state: in STOP_COPY too).
+	 */
+	if (migf->disabled ||
+	    (migf->stop_copy &&
+	     !vme_quirk(migf->vme, VFIO_MIG_EMU_QUIRK_PRECOPY_INFO_ANY_STATE))) {
 		mutex_unlock(&migf->lock);
 		return -EINVAL;
 	}
@@ -608,8 +650,16 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
 	mutex_unlock(&vme->dev_lock);
 	/* v2: flags is an output.  Without the opt-in it is echoed back. */
-	if (migf->v2)
+	if (migf->v2 &&
+	    !vme_quirk(vme, VFIO_MIG_EMU_QUIRK_FLAGS_ECHO_AFTER_V2)) {
 		info.flags = migf->reinit_report ? VFIO_PRECOPY_INFO_REINIT : 0;
+		reported = true;
+	} else if (!migf->v2 && migf->reinit_report &&
+		   vme_quirk(vme, VFIO_MIG_EMU_QUIRK_REINIT_WITHOUT_OPTIN)) {
+		/* Quirk reinit-without-optin: REINIT set for a v1 user. */
+		info.flags = VFIO_PRECOPY_INFO_REINIT;
+		reported = true;
+	}
 	if (effect == VFIO_MIG_EMU_EFFECT_GARBAGE_SIZE) {
 		/* Sizes no device could have; consumers must survive them. */
 		info.initial_bytes = U64_MAX;
@@ -627,7 +677,7 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 		mutex_unlock(&migf->lock);
 		return -EFAULT;
 	}
-	if (migf->v2)
+	if (reported)
 		migf->reinit_report = false;
 	mutex_unlock(&migf->lock);
 	return 0;
@@ -925,6 +975,12 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 	}
 
 	while (done < len) {
+		if (migf->stage == VME_LOAD_DONE &&
+		    vme_quirk(migf->vme, VFIO_MIG_EMU_QUIRK_WRITE_AFTER_END)) {
+			/* Quirk write-after-end: bytes after END swallowed. */
+			done = len;
+			break;
+		}
 		if (migf->stage == VME_LOAD_DONE) {
 			ret = vme_resume_fail_locked(migf,
 						     "data after END record",
@@ -1012,7 +1068,9 @@ int vme_resume_finish(struct vme_migration_file *migf, const char **why)
 	if (migf->broken) {
 		*why = migf->why;
 		ret = -EINVAL;
-	} else if (migf->stage != VME_LOAD_DONE) {
+	} else if (migf->stage != VME_LOAD_DONE &&
+		   !vme_quirk(migf->vme,
+			      VFIO_MIG_EMU_QUIRK_TRUNCATED_RESUME_OK)) {
 		*why = "stream incomplete: no END record";
 		ret = -EINVAL;
 	}

@@ -88,6 +88,16 @@ again:
 		vme->deferred_reset = false;
 		spin_unlock(&vme->reset_lock);
 		vme_reset_locked(vme);
+		/*
+		 * Quirk reset-keeps-state: the reset clears the device but
+		 * forgets the migration state (never a saving or resuming
+		 * state: their sessions are gone).
+		 */
+		if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_RESET_KEEPS_STATE) &&
+		    (from == VFIO_DEVICE_STATE_ERROR ||
+		     from == VFIO_DEVICE_STATE_STOP ||
+		     from == VFIO_DEVICE_STATE_RUNNING_P2P))
+			vme_set_mig_state_locked(vme, from);
 		vme_count(vme, VFIO_MIG_EMU_CNT_RESETS, 1);
 		vme_event_reset(vme, from);
 		vme_dirty_work_update_locked(vme);
@@ -196,7 +206,7 @@ static struct file *vme_finish_resuming_locked(struct vme_device *vme)
  *   STOP         -> RUNNING | RUNNING_P2P | STOP_COPY | RESUMING
  *   PRE_COPY     -> RUNNING | PRE_COPY_P2P | STOP_COPY
  *   PRE_COPY_P2P -> PRE_COPY | RUNNING_P2P | STOP_COPY
- *   STOP_COPY    -> STOP
+ *   STOP_COPY    -> STOP (and PRE_COPY(_P2P) under a quirk)
  *   RESUMING     -> STOP
  *
  * The saving group (PRE_COPY, PRE_COPY_P2P, STOP_COPY) shares one session
@@ -307,6 +317,15 @@ static struct file *vme_step_state_locked(struct vme_device *vme,
 	    new == VFIO_DEVICE_STATE_STOP)
 		return vme_finish_resuming_locked(vme);
 
+	/*
+	 * Quirk stopcopy-to-precopy (vme_next_arc_locked() asks for it, the
+	 * core never does): the finishing session simply goes on.
+	 */
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY && vme->saving_migf &&
+	    (new == VFIO_DEVICE_STATE_PRE_COPY ||
+	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return NULL;
+
 	/* vfio_mig_get_next_state() does not return other arcs. */
 	WARN_ON(true);
 	return ERR_PTR(-EINVAL);
@@ -335,29 +354,119 @@ static struct file *vme_arc_locked(struct vme_device *vme,
 	return vme_step_state_locked(vme, next);
 }
 
+/* The twin of a P2P state on a device without P2P (quirk p2p-without-flag). */
+static enum vfio_device_mig_state vme_unp2p(enum vfio_device_mig_state s)
+{
+	if (s == VFIO_DEVICE_STATE_RUNNING_P2P)
+		return VFIO_DEVICE_STATE_RUNNING;
+	if (s == VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		return VFIO_DEVICE_STATE_PRE_COPY;
+	return s;
+}
+
+/*
+ * Quirk failed-arc-off-path: after a failed arc the driver "recovers" to
+ * RUNNING (ending any session), wherever the path went.
+ */
+static void vme_quirk_off_path_locked(struct vme_device *vme,
+				      enum vfio_device_mig_state orig)
+{
+	lockdep_assert_held(&vme->state_mutex);
+	if (!vme_quirk(vme, VFIO_MIG_EMU_QUIRK_FAILED_ARC_OFF_PATH) ||
+	    vme->mig_state == VFIO_DEVICE_STATE_ERROR ||
+	    orig == VFIO_DEVICE_STATE_RUNNING)
+		return;
+	vme_disable_files_locked(vme);
+	vme_set_mig_state_locked(vme, VFIO_DEVICE_STATE_RUNNING);
+}
+
+/*
+ * The next arc toward @target; the quirks that bend the path apply here.
+ * Returns 0 and *@next, 1 when the SET is to stop here reporting success
+ * (quirk set-state-noop), or a negative errno.
+ */
+static int vme_next_arc_locked(struct vme_device *vme,
+			       enum vfio_device_mig_state cur,
+			       enum vfio_device_mig_state target,
+			       enum vfio_device_mig_state *next)
+{
+	u32 flags = vme->vdev.migration_flags;
+	int ret;
+
+	lockdep_assert_held(&vme->state_mutex);
+	/* Quirk stopcopy-to-precopy: a finishing session "goes back". */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_STOPCOPY_TO_PRECOPY) &&
+	    (flags & VFIO_MIGRATION_PRE_COPY) &&
+	    cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	    (target == VFIO_DEVICE_STATE_PRE_COPY ||
+	     target == VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
+		*next = target;
+		return 0;
+	}
+	ret = vfio_mig_get_next_state(&vme->vdev, cur, target, next);
+	if (ret)
+		return ret;
+	/* Quirk combo-via-saving: stop-copy reached through precopy. */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_COMBO_VIA_SAVING) &&
+	    (flags & VFIO_MIGRATION_PRE_COPY) &&
+	    target == VFIO_DEVICE_STATE_STOP_COPY) {
+		if (cur == VFIO_DEVICE_STATE_RUNNING)
+			*next = VFIO_DEVICE_STATE_PRE_COPY;
+		else if (cur == VFIO_DEVICE_STATE_RUNNING_P2P)
+			*next = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	}
+	/* Quirk set-state-noop: the resume is acknowledged, not done. */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_SET_STATE_NOOP) &&
+	    cur == VFIO_DEVICE_STATE_STOP &&
+	    *next == VFIO_DEVICE_STATE_RUNNING && *next == target)
+		return 1;
+	return 0;
+}
+
 static struct file *vme_set_state(struct vfio_device *vdev,
 				  enum vfio_device_mig_state new_state)
 {
 	struct vme_device *vme = to_vme(vdev);
-	enum vfio_device_mig_state cur, next;
-	struct file *res = NULL;
+	enum vfio_device_mig_state cur, next, orig, target = new_state;
+	struct file *res = NULL, *early = NULL;
+	bool no_p2p = !(vdev->migration_flags & VFIO_MIGRATION_P2P);
 	int ret;
 
 	mutex_lock(&vme->state_mutex);
+	/*
+	 * A device without P2P is in a P2P state only through quirk
+	 * p2p-without-flag, where it is an alias of its twin; the core's
+	 * path finder must never see it (it would WARN).
+	 */
+	if (no_p2p && vme_unp2p(vme->mig_state) != vme->mig_state)
+		vme_set_mig_state_locked(vme, vme_unp2p(vme->mig_state));
+	if (no_p2p && vme_quirk(vme, VFIO_MIG_EMU_QUIRK_P2P_WITHOUT_FLAG))
+		target = vme_unp2p(new_state);
+	orig = vme->mig_state;
+
 	/*
 	 * ERROR cannot be specified as a device state (uapi vfio.h), not even
 	 * in ERROR, where the loop below would find nothing to do.
 	 */
 	if (new_state == VFIO_DEVICE_STATE_ERROR)
 		res = ERR_PTR(-EINVAL);
-	while (!IS_ERR(res) && vme->mig_state != new_state) {
+	while (!IS_ERR(res) && vme->mig_state != target) {
 		cur = vme->mig_state;
 		/* Only VFIO_DEVICE_RESET leaves ERROR. */
 		if (cur == VFIO_DEVICE_STATE_ERROR) {
-			res = ERR_PTR(-EINVAL);
-			break;
+			if (!vme_quirk(vme, VFIO_MIG_EMU_QUIRK_ERROR_EXIT_BY_SET)) {
+				res = ERR_PTR(-EINVAL);
+				break;
+			}
+			/* Quirk error-exit-by-set: ERROR is left as STOP. */
+			vme_set_mig_state_locked(vme, VFIO_DEVICE_STATE_STOP);
+			vme_event_state(vme, cur, VFIO_DEVICE_STATE_STOP, 0,
+					VFIO_DEVICE_STATE_STOP);
+			continue;
 		}
-		ret = vfio_mig_get_next_state(vdev, cur, new_state, &next);
+		ret = vme_next_arc_locked(vme, cur, target, &next);
+		if (ret > 0)
+			break;
 		if (ret) {
 			res = ERR_PTR(ret);
 			break;
@@ -366,18 +475,47 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 		if (IS_ERR(res)) {
 			vme_event_state(vme, cur, next, PTR_ERR(res),
 					vme->mig_state);
+			vme_quirk_off_path_locked(vme, orig);
 			break;
 		}
 		vme_set_mig_state_locked(vme, next);
 		vme_count(vme, VFIO_MIG_EMU_CNT_TRANSITIONS, 1);
 		vme_event_state(vme, cur, next, 0, next);
-		/* Only the last arc of a path may return a file. */
-		if (WARN_ON(res && next != new_state)) {
+		/*
+		 * Quirk new-fd-no-session: precopy turning stop-copy hands
+		 * out a second fd on the same session.
+		 */
+		if (!res && next == target && vme->saving_migf &&
+		    next == VFIO_DEVICE_STATE_STOP_COPY &&
+		    (cur == VFIO_DEVICE_STATE_PRE_COPY ||
+		     cur == VFIO_DEVICE_STATE_PRE_COPY_P2P) &&
+		    vme_quirk(vme, VFIO_MIG_EMU_QUIRK_NEW_FD_NO_SESSION))
+			res = get_file(vme_migf_file(vme->saving_migf));
+		/*
+		 * Only the last arc of a path may return a file; under quirk
+		 * combo-via-saving an interior precopy arc does, and its fd
+		 * is handed out at the end.
+		 */
+		if (res && next != target && !early &&
+		    vme_quirk(vme, VFIO_MIG_EMU_QUIRK_COMBO_VIA_SAVING)) {
+			early = res;
+			res = NULL;
+		}
+		if (WARN_ON(res && next != target)) {
 			fput(res);
 			res = ERR_PTR(-EINVAL);
 			break;
 		}
 	}
+	if (early) {
+		if (!res)
+			res = early;
+		else
+			fput(early);
+	}
+	/* Quirk p2p-without-flag: the twin reached, report the P2P name. */
+	if (!IS_ERR(res) && target != new_state && vme->mig_state == target)
+		vme_set_mig_state_locked(vme, new_state);
 	if (IS_ERR(res))
 		vme_count(vme, VFIO_MIG_EMU_CNT_TRANSITION_ERRORS, 1);
 	vme_dirty_work_update_locked(vme);
@@ -390,6 +528,15 @@ static int vme_get_state(struct vfio_device *vdev,
 {
 	struct vme_device *vme = to_vme(vdev);
 
+	/*
+	 * Quirk interior-state-visible: the state is read without waiting
+	 * for a SET in progress, which shows its interior steps.
+	 */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_INTERIOR_STATE_VISIBLE)) {
+		/* Unlocked on purpose: that is the quirk. */
+		*state = data_race(READ_ONCE(vme->mig_state));
+		return 0;
+	}
 	mutex_lock(&vme->state_mutex);
 	*state = vme->mig_state;
 	vme_state_mutex_unlock(vme);
@@ -428,6 +575,9 @@ static int vme_get_data_size(struct vfio_device *vdev,
 		*stop_copy_length = vme_save_remaining(vme->saving_migf);
 	else
 		*stop_copy_length = vme_stop_copy_bytes_locked(vme);
+	/* Quirk data-size-low: only half of what will be produced. */
+	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_DATA_SIZE_LOW))
+		*stop_copy_length /= 2;
 out_unlock:
 	vme_state_mutex_unlock(vme);
 	return ret;

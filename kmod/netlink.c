@@ -146,6 +146,17 @@ vme_workload_policy[VFIO_MIG_EMU_A_WORKLOAD_COUNT + 1] = {
 		NLA_POLICY_FULL_RANGE(NLA_U32, &vme_count_range),
 };
 
+/* Unknown quirk bits: EINVAL, extack at A_QUIRKS with the valid mask. */
+static const struct nla_policy vme_quirks_set_policy[VFIO_MIG_EMU_A_QUIRKS + 1] = {
+	[VFIO_MIG_EMU_A_UUID] = VME_UUID_POLICY,
+	[VFIO_MIG_EMU_A_QUIRKS] =
+		NLA_POLICY_MASK(NLA_U64, VFIO_MIG_EMU_QUIRKS_ALL),
+};
+
+static const struct nla_policy vme_quirks_get_policy[VFIO_MIG_EMU_A_UUID + 1] = {
+	[VFIO_MIG_EMU_A_UUID] = VME_UUID_POLICY,
+};
+
 /* ---- device lookup ---------------------------------------------------- */
 
 /* A required attribute is missing: extack names it (text and type). */
@@ -1066,6 +1077,47 @@ static int vme_nl_workload_doit(struct sk_buff *skb, struct genl_info *info)
 	return ret;
 }
 
+/* ---- QUIRKS_SET, QUIRKS_GET ------------------------------------------ */
+
+static int vme_nl_fill_quirks(struct sk_buff *msg, struct vme_device *vme,
+			      const void *arg)
+{
+	return nla_put_u64_64bit(msg, VFIO_MIG_EMU_A_QUIRKS,
+				 vme_quirks_get(vme), VFIO_MIG_EMU_A_PAD);
+}
+
+/* With A_UUID the device named, without it the module-global mask. */
+static int vme_nl_quirks_doit(struct genl_info *info, u8 cmd, bool set)
+{
+	struct vme_device *vme = NULL;
+	int ret;
+
+	if (set && VME_REQ_ATTR(info, VFIO_MIG_EMU_A_QUIRKS))
+		return -EINVAL;
+	if (info->attrs[VFIO_MIG_EMU_A_UUID]) {
+		vme = vme_nl_get_device(info);
+		if (IS_ERR(vme))
+			return PTR_ERR(vme);
+	}
+	if (set)
+		vme_quirks_set(vme,
+			       nla_get_u64(info->attrs[VFIO_MIG_EMU_A_QUIRKS]));
+	ret = vme_nl_reply(info, cmd, vme, vme_nl_fill_quirks, NULL);
+	if (vme)
+		vfio_put_device(&vme->vdev);
+	return ret;
+}
+
+static int vme_nl_quirks_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	return vme_nl_quirks_doit(info, VFIO_MIG_EMU_CMD_QUIRKS_SET, true);
+}
+
+static int vme_nl_quirks_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	return vme_nl_quirks_doit(info, VFIO_MIG_EMU_CMD_QUIRKS_GET, false);
+}
+
 /* ---- events ----------------------------------------------------------- */
 
 struct vme_event {
@@ -1265,6 +1317,19 @@ static const struct genl_ops vme_genl_ops[] = {
 		/* No attributes: the core rejects any. */
 		.cmd = VFIO_MIG_EMU_CMD_STATS_GET,
 		.doit = vme_nl_stats_get_doit,
+	},
+	{
+		.cmd = VFIO_MIG_EMU_CMD_QUIRKS_SET,
+		.doit = vme_nl_quirks_set_doit,
+		.policy = vme_quirks_set_policy,
+		.maxattr = ARRAY_SIZE(vme_quirks_set_policy) - 1,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = VFIO_MIG_EMU_CMD_QUIRKS_GET,
+		.doit = vme_nl_quirks_get_doit,
+		.policy = vme_quirks_get_policy,
+		.maxattr = ARRAY_SIZE(vme_quirks_get_policy) - 1,
 	},
 };
 

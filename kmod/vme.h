@@ -10,6 +10,7 @@
  *   stream.c  the migration stream codec
  *   netlink.c the generic netlink control plane: commands and events
  *   fault.c   fault injection
+ *   quirk.c   seeded driver bugs (quirk masks)
  *
  * Lock order:
  *   vme_devices_lock -> state_mutex -> vme_migration_file.lock -> dev_lock
@@ -140,6 +141,9 @@ struct vme_device {
 	/* Knobs; written under state_mutex. */
 	struct vme_knobs knobs;
 
+	/* This device's quirk mask (uAPI); READ_ONCE/xchg, no lock. */
+	u64 quirks;
+
 	/* Counters, enum vfio_mig_emu_counter; atomic, no lock. */
 	atomic64_t counters[VFIO_MIG_EMU_CNT_MAX + 1];
 	/* Kernel memory held, enum vfio_mig_emu_kmem, bytes; atomic. */
@@ -185,6 +189,18 @@ struct vme_device {
 static inline struct vme_device *to_vme(struct vfio_device *vdev)
 {
 	return container_of(vdev, struct vme_device, vdev);
+}
+
+/* quirk.c */
+extern u64 vme_quirks_global;
+void vme_quirks_set(struct vme_device *vme, u64 mask);
+u64 vme_quirks_get(struct vme_device *vme);
+
+/* Is seeded bug @q (enum vfio_mig_emu_quirk) on for @vme? */
+static inline bool vme_quirk(const struct vme_device *vme, unsigned int q)
+{
+	return (READ_ONCE(vme_quirks_global) | READ_ONCE(vme->quirks)) &
+	       BIT_ULL(q);
 }
 
 static inline void vme_count(struct vme_device *vme, unsigned int cnt, u64 n)

@@ -41,11 +41,13 @@ std::string unprivileged_report(const std::string &uuid)
 	check("DEV_GET dump", false, [&] { c.devices(); });
 	check("FAULT_GET", false, [&] { c.faults(uuid); });
 	check("STATS_GET", false, [&] { c.stats(); });
+	check("QUIRKS_GET", false, [&] { c.quirks(); });
 	check("KNOBS_SET", true, [&] { c.set_knobs(uuid, Knobs{}); });
 	check("FAULT_ADD", true, [&] { c.add_fault(uuid, fault(Site::Open, Effect::Fail)); });
 	check("FAULT_CLEAR", true, [&] { c.clear_faults(uuid); });
 	check("WORKLOAD", true, [&] { c.workload(uuid, Workload::Dirty, 1); });
 	check("COUNTERS_RESET", true, [&] { c.reset_counters(uuid); });
+	check("QUIRKS_SET", true, [&] { c.set_quirks(0, uuid); });
 	return out;
 }
 

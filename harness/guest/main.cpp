@@ -17,6 +17,7 @@
 
 #include "common.hpp"
 #include "kmsg_listener.hpp"
+#include "quirk_check.hpp"
 #include "report.hpp"
 
 namespace {
@@ -47,6 +48,11 @@ splitting a run (CI loops):
   --gtest_filter=PATTERN  run a subset, e.g. '*Fsm*:-*Torture*' (parameterised
                        suites carry a prefix: Profiles/Fsm.*)
   --gtest_list_tests   list the tests and exit
+
+mutation score (vfio_mig_emu only):
+  --quirk-check        run the suite once plainly, then once per seeded
+                       driver bug of the module (quirk), and report which
+                       tests caught each; --quirk-check --help for its options
 
   -h, --help           this text, then googletest's options
 )";
@@ -141,6 +147,10 @@ std::vector<std::pair<std::string, std::string>> run_properties()
 
 int main(int argc, char **argv)
 {
+	// --quirk-check runs this binary again once per quirk: a driver of
+	// runs, not a run.
+	if (vfiomig::test::is_quirk_check(argc, argv))
+		return vfiomig::test::quirk_check_main(argc, argv);
 	// --device/--backend first: the parameterised suites ask for their
 	// targets when InitGoogleTest registers them.
 	std::string target_error;

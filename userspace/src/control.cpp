@@ -102,6 +102,76 @@ std::optional<Workload> parse_workload(std::string_view n) { return parse_name(k
 std::optional<EventKind> parse_event_kind(std::string_view n) { return parse_name(kEventNames, n); }
 std::optional<std::uint32_t> parse_knob(std::string_view n) { return parse_name(kKnobNames, n); }
 
+namespace {
+constexpr const char *kQuirkNames[] = VFIO_MIG_EMU_QUIRK_NAMES;
+static_assert(std::size(kQuirkNames) == VFIO_MIG_EMU_QUIRK_COUNT);
+static_assert(kQuirkCount == VFIO_MIG_EMU_QUIRK_COUNT);
+// What each quirk imitates (kmod/README.md has the long form).
+constexpr const char *kQuirkText[] = {
+	"PRECOPY_INFO flags still echoed after the PRECOPY_INFOv2 opt-in",
+	"REINIT reported to a user that did not opt in",
+	"initial_bytes grows (new initial data) without REINIT",
+	"dirty_bytes not restarted on REINIT",
+	"read() returns 0 instead of ENOMSG at the PRE_COPY temporary end",
+	"read() returns ENOMSG instead of 0 at the STOP_COPY end of stream",
+	"PRECOPY_INFO answered in STOP_COPY",
+	"STOP_COPY -> PRE_COPY(_P2P) accepted",
+	"RUNNING(_P2P) -> STOP_COPY goes through PRE_COPY(_P2P)",
+	"a failed arc leaves the device in RUNNING, off the path",
+	"the data fd of an ended session reads as EOF instead of failing",
+	"PRE_COPY -> STOP_COPY returns a second fd on the same session",
+	"RESUMING -> STOP accepts a stream without END",
+	"MIG_DATA_SIZE reports half of what STOP_COPY then produces",
+	"GET_STATE shows the interior steps of a combination SET",
+	"P2P states accepted by a device without VFIO_MIGRATION_P2P",
+	"VFIO_DEVICE_RESET keeps ERROR, STOP, RUNNING_P2P instead of RUNNING",
+	"initial_bytes never decreases as the initial data is read",
+	"the resuming fd swallows writes after the END record",
+	"STOP -> RUNNING reports success but the device stays in STOP",
+	"poll() never signals readiness in PRE_COPY",
+	"SET_STATE leaves ERROR (as if from STOP)",
+};
+static_assert(std::size(kQuirkText) == VFIO_MIG_EMU_QUIRK_COUNT);
+} // namespace
+
+std::string quirk_name(unsigned bit)
+{
+	if (bit < std::size(kQuirkNames))
+		return kQuirkNames[bit];
+	return "quirk(" + std::to_string(bit) + ")";
+}
+
+std::string quirk_description(unsigned bit) { return bit < std::size(kQuirkText) ? kQuirkText[bit] : ""; }
+
+std::optional<unsigned> parse_quirk(std::string_view name)
+{
+	std::string n;
+	for (char c : name)
+		n += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+	for (unsigned i = 0; i < std::size(kQuirkNames); i++)
+		if (n == kQuirkNames[i])
+			return i;
+	if (!n.empty() && std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+	    n.size() < 4 && std::stoul(n) < std::size(kQuirkNames))
+		return static_cast<unsigned>(std::stoul(n));
+	return std::nullopt;
+}
+
+std::uint64_t all_quirks() { return VFIO_MIG_EMU_QUIRKS_ALL; }
+
+std::string describe_quirks(std::uint64_t mask)
+{
+	std::string s;
+	for (unsigned i = 0; i < 64; i++) {
+		if (!(mask & (std::uint64_t{1} << i)))
+			continue;
+		if (!s.empty())
+			s += ',';
+		s += quirk_name(i);
+	}
+	return s.empty() ? "none" : s;
+}
+
 bool effect_allowed(Site s, Effect e)
 {
 	switch (e) {
@@ -309,6 +379,8 @@ std::string cmd_name(std::uint8_t cmd)
 	case VFIO_MIG_EMU_CMD_WORKLOAD: return "WORKLOAD";
 	case VFIO_MIG_EMU_CMD_COUNTERS_RESET: return "COUNTERS_RESET";
 	case VFIO_MIG_EMU_CMD_STATS_GET: return "STATS_GET";
+	case VFIO_MIG_EMU_CMD_QUIRKS_SET: return "QUIRKS_SET";
+	case VFIO_MIG_EMU_CMD_QUIRKS_GET: return "QUIRKS_GET";
 	default: return "CMD(" + std::to_string(cmd) + ")";
 	}
 }
@@ -527,7 +599,7 @@ std::string attr_name(Space sp, std::uint16_t type)
 		"A_DEVICE_OPEN", "A_SESSIONS", "A_DIGEST", "A_NR_RESOURCES", "A_COUNTERS", "A_PRECOPY", "A_KNOBS",
 		"A_FAULT", "A_FAULT_ID", "A_WORKLOAD_ACTION", "A_WORKLOAD_COUNT", "A_EVENT_SEQ", "A_TIMESTAMP_NS",
 		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS",
-		"A_KMEM"};
+		"A_KMEM", "A_QUIRKS"};
 	static const char *const fault[] = {"FAULT_UNSPEC", "FAULT_PAD", "FAULT_SITE", "FAULT_FROM_STATE",
 		"FAULT_TO_STATE", "FAULT_TRIGGER", "FAULT_N", "FAULT_PROBABILITY_PPM", "FAULT_SEED", "FAULT_EFFECT",
 		"FAULT_ERRNO", "FAULT_DELAY_US", "FAULT_CALLS", "FAULT_HITS", "FAULT_ID"};
@@ -874,6 +946,37 @@ void Client::reset_counters(const std::string &uuid)
 	AttrBuf b;
 	b.str(VFIO_MIG_EMU_A_UUID, uuid);
 	call("COUNTERS_RESET", uuid, VFIO_MIG_EMU_CMD_COUNTERS_RESET, b.data());
+}
+
+std::uint64_t Client::set_quirks(std::uint64_t mask, const std::optional<std::string> &uuid)
+{
+	AttrBuf b;
+	if (uuid)
+		b.str(VFIO_MIG_EMU_A_UUID, *uuid);
+	b.u64(VFIO_MIG_EMU_A_QUIRKS, mask);
+	std::string who = uuid ? *uuid : "(module-global)";
+	auto m = call("QUIRKS_SET", who, VFIO_MIG_EMU_CMD_QUIRKS_SET, b.data());
+	std::optional<std::uint64_t> got;
+	if (!m.empty())
+		got = Attrs(m.front()).u64(VFIO_MIG_EMU_A_QUIRKS);
+	if (!got)
+		throw ControlError(EPROTO, "QUIRKS_SET", who, "no A_QUIRKS in the reply");
+	return *got;
+}
+
+std::uint64_t Client::quirks(const std::optional<std::string> &uuid)
+{
+	AttrBuf b;
+	if (uuid)
+		b.str(VFIO_MIG_EMU_A_UUID, *uuid);
+	std::string who = uuid ? *uuid : "(module-global)";
+	auto m = call("QUIRKS_GET", who, VFIO_MIG_EMU_CMD_QUIRKS_GET, b.data());
+	std::optional<std::uint64_t> got;
+	if (!m.empty())
+		got = Attrs(m.front()).u64(VFIO_MIG_EMU_A_QUIRKS);
+	if (!got)
+		throw ControlError(EPROTO, "QUIRKS_GET", who, "no A_QUIRKS in the reply");
+	return *got;
 }
 
 // --- events -----------------------------------------------------------------

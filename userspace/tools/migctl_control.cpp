@@ -41,6 +41,9 @@ struct ControlCommands::Options {
 	// workload
 	std::string action;
 	std::uint32_t count = 0;
+	// quirk
+	std::string quirk;
+	std::string quirk_uuid;
 	// watch
 	std::optional<std::uint64_t> watch_count;
 	double timeout = 0;
@@ -530,6 +533,82 @@ int cmd_counters_reset(const ControlCommands::Options &o)
 	return 0;
 }
 
+std::optional<std::string> quirk_scope(const ControlCommands::Options &o)
+{
+	if (o.quirk_uuid.empty())
+		return std::nullopt;
+	return o.quirk_uuid;
+}
+
+unsigned quirk_bit(const std::string &name)
+{
+	auto q = parse_quirk(name);
+	if (!q)
+		usage_error("no quirk '" + name + "'; vfio-migctl quirk list shows them");
+	return *q;
+}
+
+void print_quirk_mask(const ControlCommands::Options &o, std::uint64_t mask)
+{
+	if (o.json)
+		std::cout << json{{"uuid", o.quirk_uuid.empty() ? json(nullptr) : json(o.quirk_uuid)},
+				  {"mask", mask},
+				  {"quirks", describe_quirks(mask)}}
+				     .dump()
+			  << "\n";
+	else
+		std::printf("%s: %s\n", o.quirk_uuid.empty() ? "module-global" : o.quirk_uuid.c_str(),
+			    describe_quirks(mask).c_str());
+}
+
+int cmd_quirk_list(const ControlCommands::Options &o)
+{
+	Client c = Client::open();
+	std::uint64_t global = c.quirks();
+	std::uint64_t own = o.quirk_uuid.empty() ? 0 : c.quirks(o.quirk_uuid);
+	if (o.json) {
+		json j = json::array();
+		for (unsigned i = 0; i < kQuirkCount; i++)
+			j.push_back({{"bit", i},
+				     {"name", quirk_name(i)},
+				     {"global", bool(global >> i & 1)},
+				     {"device", bool(own >> i & 1)},
+				     {"imitates", quirk_description(i)}});
+		std::cout << j.dump(2) << "\n";
+		return 0;
+	}
+	std::printf("%-3s %-24s %-6s %s\n", "bit", "name", "on", "imitates");
+	for (unsigned i = 0; i < kQuirkCount; i++) {
+		const char *on = (global >> i & 1) ? "global" : (own >> i & 1) ? "device" : "-";
+		std::printf("%-3u %-24s %-6s %s\n", i, quirk_name(i).c_str(), on, quirk_description(i).c_str());
+	}
+	return 0;
+}
+
+int cmd_quirk_enable(const ControlCommands::Options &o)
+{
+	unsigned bit = quirk_bit(o.quirk);
+	Client c = Client::open();
+	auto scope = quirk_scope(o);
+	print_quirk_mask(o, c.set_quirks(c.quirks(scope) | std::uint64_t{1} << bit, scope));
+	return 0;
+}
+
+int cmd_quirk_disable(const ControlCommands::Options &o)
+{
+	unsigned bit = quirk_bit(o.quirk);
+	Client c = Client::open();
+	auto scope = quirk_scope(o);
+	print_quirk_mask(o, c.set_quirks(c.quirks(scope) & ~(std::uint64_t{1} << bit), scope));
+	return 0;
+}
+
+int cmd_quirk_clear(const ControlCommands::Options &o)
+{
+	print_quirk_mask(o, Client::open().set_quirks(0, quirk_scope(o)));
+	return 0;
+}
+
 int cmd_watch(const ControlCommands::Options &o)
 {
 	EventSubscription sub;
@@ -675,6 +754,25 @@ ControlCommands::ControlCommands(CLI::App &app) : o_(std::make_unique<Options>()
 	counters->require_subcommand(1);
 	auto *creset = add(counters->add_subcommand("reset", "Zero a device's counters"), cmd_counters_reset);
 	uuid_arg(creset);
+
+	auto *quirk = app.add_subcommand(
+		"quirk", "Seeded driver bugs: make the module break the VFIO migration uAPI on purpose, one "
+			 "realistic way per quirk, to prove a test suite notices (module-global by default, "
+			 "or one device with --uuid; a device behaves as the OR of both)");
+	quirk->require_subcommand(1);
+	auto *qlist = add(quirk->add_subcommand("list", "Every quirk: bit, name, whether it is on, what it imitates"),
+			  cmd_quirk_list);
+	qlist->add_option("--uuid", o.quirk_uuid, "Also show this device's own mask");
+	qlist->add_flag("--json", o.json, "Print as JSON");
+	auto *qenable = add(quirk->add_subcommand("enable", "Turn one quirk on (keeps the others)"), cmd_quirk_enable);
+	qenable->add_option("name", o.quirk, "Quirk name (see quirk list) or bit number")->required();
+	auto *qdisable = add(quirk->add_subcommand("disable", "Turn one quirk off"), cmd_quirk_disable);
+	qdisable->add_option("name", o.quirk, "Quirk name (see quirk list) or bit number")->required();
+	auto *qclear = add(quirk->add_subcommand("clear", "Turn every quirk off"), cmd_quirk_clear);
+	for (CLI::App *q : {qenable, qdisable, qclear}) {
+		q->add_option("--uuid", o.quirk_uuid, "This device only (default: module-global, every device)");
+		q->add_flag("--json", o.json, "Print the resulting mask as JSON");
+	}
 
 	auto *watch = add(app.add_subcommand("watch", "Stream control-plane events live (state arcs, sessions, "
 						      "faults hit, critical data, resets), one line each: timestamp, "

@@ -1,6 +1,6 @@
 // vfio-migctl subcommands that go through the control plane (netlink):
 // list, show, stats, create, remove, state, knob, fault, workload, counters,
-// watch.
+// quirk, watch.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -297,6 +297,11 @@ enum vfio_mig_emu_cmd {
 	VFIO_MIG_EMU_CMD_EVENT_CRITICAL,
 	VFIO_MIG_EMU_CMD_EVENT_RESET,	/* VFIO_DEVICE_RESET, A_FROM_STATE */
 
+	/* admin: A_QUIRKS [+ A_UUID]; see "Seeded driver bugs" below */
+	VFIO_MIG_EMU_CMD_QUIRKS_SET,
+	/* doit: [A_UUID]; replies A_QUIRKS (+ A_UUID) */
+	VFIO_MIG_EMU_CMD_QUIRKS_GET,
+
 	__VFIO_MIG_EMU_CMD_MAX,
 };
 
@@ -330,6 +335,7 @@ enum vfio_mig_emu_attr {
 	VFIO_MIG_EMU_A_BYTES,		/* u64 */
 	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
 	VFIO_MIG_EMU_A_KMEM,		/* nest: enum vfio_mig_emu_kmem (DEV_GET) */
+	VFIO_MIG_EMU_A_QUIRKS,		/* u64: mask of BIT(enum vfio_mig_emu_quirk) */
 	__VFIO_MIG_EMU_A_MAX,
 };
 
@@ -592,5 +598,67 @@ enum vfio_mig_emu_kmem {
 };
 
 #define VFIO_MIG_EMU_KMEM_MAX		(__VFIO_MIG_EMU_KMEM_MAX - 1)
+
+/*
+ * Seeded driver bugs ("quirks").  Each bit makes the module deviate from
+ * the VFIO migration uAPI in one way a real driver has been seen to (or
+ * plausibly could), so that a validation suite can prove it notices: the
+ * suite's mutation score.  A quirk only changes what userspace sees; the
+ * module stays memory-safe and WARN-free with any combination on.
+ *
+ * QUIRKS_SET (admin) replaces a mask: without A_UUID the module-global
+ * one (every device, present and future; cleared when the module loads),
+ * with A_UUID that device's own.  A device behaves as the OR of both.
+ * A bit at or above VFIO_MIG_EMU_QUIRK_COUNT fails the request with
+ * EINVAL and an extack pointing at A_QUIRKS (NLMSGERR_ATTR_POLICY carries
+ * the valid mask); nothing changes.  The reply is QUIRKS_GET's.
+ * QUIRKS_GET replies with A_QUIRKS, the mask of the scope asked (A_UUID:
+ * the device's own, without: the global one).
+ *
+ * A quirk is consulted by the call it bends, so it takes effect at the
+ * next such call (stale-fd-readable: when a session ends).  Names
+ * (VFIO_MIG_EMU_QUIRK_NAMES) and bits are stable; what each one imitates
+ * is in kmod/README.md ("Seeded driver bugs").
+ */
+enum vfio_mig_emu_quirk {
+	VFIO_MIG_EMU_QUIRK_FLAGS_ECHO_AFTER_V2 = 0,
+	VFIO_MIG_EMU_QUIRK_REINIT_WITHOUT_OPTIN = 1,
+	VFIO_MIG_EMU_QUIRK_INITIAL_GROWS_NO_REINIT = 2,
+	VFIO_MIG_EMU_QUIRK_DIRTY_KEPT_ON_REINIT = 3,
+	VFIO_MIG_EMU_QUIRK_PRECOPY_EOF_ZERO = 4,
+	VFIO_MIG_EMU_QUIRK_STOPCOPY_ENOMSG = 5,
+	VFIO_MIG_EMU_QUIRK_PRECOPY_INFO_ANY_STATE = 6,
+	VFIO_MIG_EMU_QUIRK_STOPCOPY_TO_PRECOPY = 7,
+	VFIO_MIG_EMU_QUIRK_COMBO_VIA_SAVING = 8,
+	VFIO_MIG_EMU_QUIRK_FAILED_ARC_OFF_PATH = 9,
+	VFIO_MIG_EMU_QUIRK_STALE_FD_READABLE = 10,
+	VFIO_MIG_EMU_QUIRK_NEW_FD_NO_SESSION = 11,
+	VFIO_MIG_EMU_QUIRK_TRUNCATED_RESUME_OK = 12,
+	VFIO_MIG_EMU_QUIRK_DATA_SIZE_LOW = 13,
+	VFIO_MIG_EMU_QUIRK_INTERIOR_STATE_VISIBLE = 14,
+	VFIO_MIG_EMU_QUIRK_P2P_WITHOUT_FLAG = 15,
+	VFIO_MIG_EMU_QUIRK_RESET_KEEPS_STATE = 16,
+	VFIO_MIG_EMU_QUIRK_INITIAL_STUCK = 17,
+	VFIO_MIG_EMU_QUIRK_WRITE_AFTER_END = 18,
+	VFIO_MIG_EMU_QUIRK_SET_STATE_NOOP = 19,
+	VFIO_MIG_EMU_QUIRK_POLL_NEVER_READY = 20,
+	VFIO_MIG_EMU_QUIRK_ERROR_EXIT_BY_SET = 21,
+	VFIO_MIG_EMU_QUIRK_COUNT,
+};
+
+#define VFIO_MIG_EMU_QUIRKS_ALL	((1ULL << VFIO_MIG_EMU_QUIRK_COUNT) - 1)
+
+#define VFIO_MIG_EMU_QUIRK_NAMES {					\
+	"flags-echo-after-v2", "reinit-without-optin",			\
+	"initial-grows-no-reinit", "dirty-kept-on-reinit",		\
+	"precopy-eof-zero", "stopcopy-enomsg",				\
+	"precopy-info-any-state", "stopcopy-to-precopy",		\
+	"combo-via-saving", "failed-arc-off-path",			\
+	"stale-fd-readable", "new-fd-no-session",			\
+	"truncated-resume-ok", "data-size-low",				\
+	"interior-state-visible", "p2p-without-flag",			\
+	"reset-keeps-state", "initial-stuck",				\
+	"write-after-end", "set-state-noop",				\
+	"poll-never-ready", "error-exit-by-set" }
 
 #endif /* _UAPI_VFIO_MIG_EMU_H */

@@ -82,6 +82,19 @@ std::optional<std::uint32_t> parse_arc_state(std::string_view name);
 /// An errno by name ("EIO", "eio") or number ("5").
 std::optional<int> parse_errno(std::string_view text);
 
+/// Seeded driver bugs (enum vfio_mig_emu_quirk): bit numbers, stable
+/// lower-case names ("flags-echo-after-v2") and a one-line description
+/// of the real-driver deviation each imitates.
+inline constexpr unsigned kQuirkCount = 22; ///< VFIO_MIG_EMU_QUIRK_COUNT (checked in control.cpp)
+std::string quirk_name(unsigned bit);        ///< "quirk(N)" for an unknown bit
+std::string quirk_description(unsigned bit); ///< empty for an unknown bit
+/// Takes a name (any case, '_' for '-') or a bit number.
+std::optional<unsigned> parse_quirk(std::string_view name);
+/// Every quirk bit set.
+std::uint64_t all_quirks();
+/// "a,b" for a mask, "none" for 0.
+std::string describe_quirks(std::uint64_t mask);
+
 /// Per-device counters (enum vfio_mig_emu_counter).
 struct Counters {
 	std::uint64_t transitions = 0, transition_errors = 0, bytes_saved = 0, bytes_loaded = 0;
@@ -255,6 +268,13 @@ public:
 	void clear_faults(const std::string &uuid, std::optional<std::uint32_t> id = std::nullopt);
 	void workload(const std::string &uuid, Workload action, std::uint32_t count);
 	void reset_counters(const std::string &uuid);
+	/// QUIRKS_SET: replaces the module-global quirk mask (no uuid: every
+	/// device, present and future) or one device's own; a device behaves
+	/// as the OR of both. Returns the mask the kernel reports after.
+	/// Unknown bits: ControlError EINVAL, nothing changes.
+	std::uint64_t set_quirks(std::uint64_t mask, const std::optional<std::string> &uuid = std::nullopt);
+	/// QUIRKS_GET: the module-global mask, or the device's own.
+	std::uint64_t quirks(const std::optional<std::string> &uuid = std::nullopt);
 
 	/// Sends a hand-built request: genl header (cmd, version, reserved)
 	/// followed by `attrs` verbatim; `nl_flags` are added to
