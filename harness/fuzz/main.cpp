@@ -179,8 +179,8 @@ bool minimize(const Args &a, const std::vector<std::vector<Op>> &lists, const Ru
 	};
 
 	// 1. Serially, in the recorded order: deterministic when it reproduces.
-	std::printf("vfio-migfuzz: replaying the %zu-operation prefix %s on fresh devices\n", prefix.size(),
-		    multi ? "serially in the recorded order" : "");
+	std::printf("vfio-migfuzz: replaying the %zu-operation prefix on fresh devices%s\n", prefix.size(),
+		    multi ? ", serially in the recorded order" : "");
 	bool serial_ok = same(run_quiet(serial(prefix)));
 	bool concurrent_ok = false;
 	int attempts = 1;
@@ -262,6 +262,8 @@ int main(int argc, char **argv)
 		     "a minimized operation sequence and the command line to reproduce it).\n"
 		     "Needs the vfio_mig_emu module loaded (run it in the guest). Exit status: 0 no finding, "
 		     "1 finding, 2 usage error or no run possible."};
+	// scripts/guest-fuzz passes defaults first: later options win.
+	app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 	app.add_option("--seed", a.seed, "run seed (default: random, printed); each thread draws its own "
 					   "splitmix64 stream from it");
 	app.add_option("--ops", a.ops, "operations in total, split over the threads")->capture_default_str();

@@ -61,7 +61,7 @@ Expect expect_region(std::uint32_t index, std::uint64_t off, std::uint64_t size,
 
 namespace {
 
-constexpr std::uint32_t kGet = 1u << 17, kSet = 1u << 16, kProbe = 1u << 18;
+constexpr std::uint32_t kGet = 1u << 16, kSet = 1u << 17, kProbe = 1u << 18;
 
 // include/linux/vfio.h vfio_check_feature(): <0 errno, 0 probe ok, 1 go.
 int check_feature(std::uint32_t flags, std::uint32_t payload, std::uint32_t supported, std::uint32_t minsz)

@@ -48,7 +48,7 @@ constexpr std::array<unsigned, kNumOpKinds> kWeights = {
 	40, 10, 6, 28, 12, 8, 20, 12, 12, 12, 4, 2, 6, 2, 4, 3, 3, 4, 1, 4,
 };
 
-constexpr std::uint32_t kFeatGet = 1u << 17, kFeatSet = 1u << 16, kFeatProbe = 1u << 18;
+constexpr std::uint32_t kFeatGet = 1u << 16, kFeatSet = 1u << 17, kFeatProbe = 1u << 18;
 
 std::uint64_t pick_size(Rng &r)
 {

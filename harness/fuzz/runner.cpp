@@ -119,7 +119,9 @@ struct Dev {
 		switch (arc_effect(from, to)) {
 		case ArcEffect::StartSaving:
 			end(saving);
-			saving = std::make_shared<Session>(Session{next_session++, true, true, false, false, v2, false, {}});
+			// STOP -> STOP_COPY starts a session already in stop-copy.
+			saving = std::make_shared<Session>(
+				Session{next_session++, true, true, to == State::StopCopy, false, v2, false, {}});
 			break;
 		case ArcEffect::EnterStopCopy:
 			if (saving)
@@ -923,6 +925,9 @@ void op_workload(Ctx &c, Dev &d, const Op &op)
 		e = Expect::fail(EBUSY);
 	else
 		e = Expect::fail(EINVAL).or_err(ERANGE).or_err(EBUSY);
+	// The attribute policy bounds COUNT before the device is asked.
+	if (count > VFIO_MIG_EMU_MAX_DIRTY_STEPS)
+		e.or_err(EINVAL).or_err(ERANGE);
 	expect(e, err, "workload.errno",
 	       d.name() + " WORKLOAD action " + std::to_string(action) + " count " + std::to_string(count) + " in " +
 		       state_name(d.state));

@@ -12,7 +12,7 @@ using namespace vfiomig::fuzz;
 
 namespace {
 constexpr std::uint64_t kFull = kMigStopCopy | kMigP2P | kMigPreCopy;
-constexpr std::uint32_t kGet = 1u << 17, kSet = 1u << 16, kProbe = 1u << 18;
+constexpr std::uint32_t kGet = 1u << 16, kSet = 1u << 17, kProbe = 1u << 18;
 constexpr std::uint64_t kMem = 1u << 20;
 } // namespace
 
