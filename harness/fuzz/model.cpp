@@ -364,10 +364,10 @@ FaultRequest fault_request(const Op &op)
 	if (delay || (misuse && (d >> 12) % 2)) {
 		if ((d >> 56) % 20)
 			f.delay_us = 1 + static_cast<std::uint32_t>((d >> 16) % 500);
-		else
+		else if (delay)
 			valid = false; // DELAY without its DELAY_US
-		if (!delay)
-			valid = false;
+		if (!delay && f.delay_us)
+			valid = false; // DELAY_US with another effect
 	}
 	if (set_state || (misuse && (d >> 13) % 2)) {
 		auto fb = (d >> 32) % 11, tb = (d >> 40) % 11;

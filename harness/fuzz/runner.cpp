@@ -1229,13 +1229,13 @@ RunResult run(const std::vector<std::vector<Op>> &lists, const RunOptions &opt)
 		if (d->mdev) {
 			Status st = d->mdev->remove();
 			if (!st.ok() && !res.finding)
-				res.finding = Finding{0, 0, "teardown", d->name() + ": removing the instance: " + st.describe()};
+				res.finding = Finding{0, SIZE_MAX, "teardown", d->name() + ": removing the instance: " + st.describe()};
 		}
 	}
 	// A problem the kernel logged while tearing down belongs to the run too.
 	if (!res.finding)
 		if (auto bad = w.kmsg_check())
-			res.finding = Finding{0, 0, "kernel.log", "kernel log at teardown: " + *bad};
+			res.finding = Finding{0, SIZE_MAX, "kernel.log", "kernel log at teardown: " + *bad};
 	return res;
 }
 

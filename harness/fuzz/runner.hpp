@@ -17,7 +17,7 @@ namespace vfiomig::fuzz {
 /// A broken invariant: where, which rule ("set.forbidden_accepted"), what.
 struct Finding {
 	unsigned thread = 0;
-	std::size_t index = 0; ///< position in that thread's list
+	std::size_t index = 0; ///< position in that thread's list; SIZE_MAX: at teardown
 	std::string check;
 	std::string message;
 };

@@ -157,6 +157,16 @@ TEST(FuzzModel, FaultRequestsNeverArmToErrorAtDataSites)
 	EXPECT_TRUE(expect_fault_add(ok, 64).allows(ENOSPC));
 }
 
+TEST(FuzzModel, FaultValidityFollowsWhatIsSent)
+{
+	// Found by the fuzzer (seed 3): a FAIL fault whose misuse draw sent no
+	// DELAY_US was judged invalid though every attribute sent was fine.
+	Op op{OpKind::FaultAdd, 3, 1, 0x9d9102c9b9423fb6, 0x0ebef66e960a7a8e, 0x78b135fa0e32919a};
+	FaultRequest f = fault_request(op);
+	EXPECT_FALSE(f.delay_us.has_value());
+	EXPECT_TRUE(f.valid) << f.str();
+}
+
 TEST(FuzzModel, InitialBytesOnlyDecreaseExceptAtReinit)
 {
 	EXPECT_TRUE(initial_bytes_ok(std::nullopt, 100, false));
