@@ -607,11 +607,9 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	mutex_lock(&vme->dev_lock);
 	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
 	mutex_unlock(&vme->dev_lock);
-	if (migf->v2) {
-		/* v2: flags is an output. */
+	/* v2: flags is an output.  Without the opt-in it is echoed back. */
+	if (migf->v2)
 		info.flags = migf->reinit_report ? VFIO_PRECOPY_INFO_REINIT : 0;
-		migf->reinit_report = false;
-	}
 	if (effect == VFIO_MIG_EMU_EFFECT_GARBAGE_SIZE) {
 		/* Sizes no device could have; consumers must survive them. */
 		info.initial_bytes = U64_MAX;
@@ -619,10 +617,20 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	}
 	trace_vme_precopy_query(vme->uuid, info.initial_bytes,
 				info.dirty_bytes, info.flags);
-	mutex_unlock(&migf->lock);
 
-	/* Without the v2 opt-in flags is echoed back as passed in. */
-	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+	/*
+	 * Copied out under migf->lock (as read() does) so that REINIT counts
+	 * as reported only once the caller has it: a query that faults
+	 * leaves it pending for the next one.
+	 */
+	if (copy_to_user((void __user *)arg, &info, minsz)) {
+		mutex_unlock(&migf->lock);
+		return -EFAULT;
+	}
+	if (migf->v2)
+		migf->reinit_report = false;
+	mutex_unlock(&migf->lock);
+	return 0;
 }
 
 /* DEV_GET's view of a precopy session: EINVAL outside PRE_COPY(_P2P). */

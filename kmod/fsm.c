@@ -344,7 +344,13 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 	int ret;
 
 	mutex_lock(&vme->state_mutex);
-	while (vme->mig_state != new_state) {
+	/*
+	 * ERROR cannot be specified as a device state (uapi vfio.h), not even
+	 * in ERROR, where the loop below would find nothing to do.
+	 */
+	if (new_state == VFIO_DEVICE_STATE_ERROR)
+		res = ERR_PTR(-EINVAL);
+	while (!IS_ERR(res) && vme->mig_state != new_state) {
 		cur = vme->mig_state;
 		/* Only VFIO_DEVICE_RESET leaves ERROR. */
 		if (cur == VFIO_DEVICE_STATE_ERROR) {

@@ -29,3 +29,25 @@ gtest_counts() {
 	skipped=$(grep -c '<skipped' "$file" || true)
 	echo "$((tests - disabled - failures - errors - skipped)) $((failures + errors)) $skipped"
 }
+
+# ktap_counts FILE: "passed failed skipped" from a KTAP report's kselftest
+# "# Totals: pass:N fail:N ... skip:N" line.
+ktap_counts() {
+	local line
+	line=$(grep -m1 -E '^# Totals: ' "$1") || { echo "0 0 0"; return 1; }
+	field() { echo "$line" | grep -o " $1:[0-9]*" | cut -d: -f2; }
+	echo "$(field pass) $(field fail) $(field skip)"
+}
+
+# check_reports_agree DIR: the suite's three reports in DIR (googletest XML,
+# JUnit XML, KTAP) exist and count the same; prints what differs.
+check_reports_agree() {
+	local dir=$1 gtest junit ktap
+	gtest=$(gtest_counts "$dir/guest-suite.xml") || { echo "no googletest report in $dir" >&2; return 1; }
+	junit=$(gtest_counts "$dir/junit.xml") || { echo "no JUnit report in $dir" >&2; return 1; }
+	ktap=$(ktap_counts "$dir/suite.ktap") || { echo "no KTAP report in $dir" >&2; return 1; }
+	if [ "$gtest" != "$junit" ] || [ "$gtest" != "$ktap" ]; then
+		echo "reports disagree (passed failed skipped): googletest $gtest, JUnit $junit, KTAP $ktap" >&2
+		return 1
+	fi
+}
