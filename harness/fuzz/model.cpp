@@ -149,6 +149,12 @@ ArcEffect arc_effect(State from, State to)
 SetPlan plan_set(State cur, std::uint32_t target, std::uint64_t mig_flags)
 {
 	SetPlan p;
+	// ERROR cannot be specified as a device state (uapi vfio.h), not even
+	// in ERROR where the path would be empty.
+	if (target == static_cast<std::uint32_t>(State::Error)) {
+		p.refused = true;
+		return p;
+	}
 	auto steps = path(cur, target, mig_flags);
 	if (!steps) {
 		p.refused = true;

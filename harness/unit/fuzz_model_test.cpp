@@ -30,7 +30,8 @@ TEST(FuzzModel, SetPlanFollowsTheReferencePath)
 	EXPECT_TRUE(plan_set(State::Running, 0, kFull).refused);   // ERROR is not settable
 	EXPECT_TRUE(plan_set(State::Running, 8, kFull).refused);   // undefined
 	EXPECT_TRUE(plan_set(State::Error, 2, kFull).refused);     // only reset leaves ERROR
-	SetPlan same = plan_set(State::Error, 0, kFull);           // already there: no arc
+	EXPECT_TRUE(plan_set(State::Error, 0, kFull).refused);     // not even in ERROR
+	SetPlan same = plan_set(State::Stop, 1, kFull);            // already there: no arc
 	EXPECT_FALSE(same.refused);
 	EXPECT_TRUE(same.path.empty());
 
