@@ -26,6 +26,7 @@ class Knob : public FullProfileTest {
 protected:
 	void TearDown() override
 	{
+		FullProfileTest::TearDown();
 		if (has_src() && nl())
 			nl()->set_knobs(src().label(), defaults());
 	}
