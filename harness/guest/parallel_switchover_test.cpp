@@ -34,7 +34,6 @@ protected:
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);
-		REQUIRE_CONTROL();
 		n_ = std::get<0>(GetParam());
 		mode_ = std::get<1>(GetParam());
 		for (std::size_t i = 0; i < n_; i++) {

@@ -47,7 +47,6 @@ protected:
 		if (!module_loaded())
 			GTEST_SKIP() << "vfio_mig_emu is not loaded";
 		SKIP_UNLESS_OFFERED(Profile::Full);
-		REQUIRE_CONTROL();
 	}
 };
 
