@@ -9,7 +9,9 @@
 #   make check-debug  the in-guest suite and smoke test on the debug kernel
 #                   (KASAN, lockdep, kmemleak; built once per machine and
 #                   cached, see scripts/build-debug-kernel)
-#   make setup      install what the project needs (Debian packages)
+#   make setup      install what the project needs (Debian packages, and
+#                   QEMU 10.0 and 11.1 for the QEMU lane in private prefixes:
+#                   scripts/fetch-qemu)
 #   make bench      vfio-migctl bench in the guest (tables; JSON in
 #                   build/vm/last/results/bench.json); BENCH_ARGS= passes options
 #   make check-debug CORE_V2=1  the same on the core-v2 variant of the debug
@@ -47,6 +49,7 @@ all: module userspace
 
 setup:
 	@scripts/setup
+	@scripts/fetch-qemu >/dev/null || { echo "setup: scripts/fetch-qemu failed: the QEMU lane has no QEMU" >&2; [ -z "$(CI)" ]; }
 
 module:
 	$(MAKE) -C kmod KDIR=$(KDIR)

@@ -106,5 +106,21 @@ TEST(QemuVmConfig, CommandLineCarriesEveryDeviceAndTheIncomingMode)
 	EXPECT_NE(joined.find("vfio-pci,sysfsdev=/sys/bus/mdev/devices/b,id=vme1,enable-migration=on"), std::string::npos);
 	EXPECT_NE(joined.find("-incoming defer"), std::string::npos);
 	EXPECT_NE(joined.find("-qmp unix:/r/dst.qmp,server=on,wait=off"), std::string::npos);
-	EXPECT_NE(joined.find("-trace vfio_* -D /r/dst.trace"), std::string::npos);
+	EXPECT_NE(joined.find("-trace vfio_* -msg timestamp=on"), std::string::npos);
+}
+
+TEST(QemuTrace, BothLogFormatsParseToWallClockSeconds)
+{
+	auto a = qemu::parse_trace_line("212@1795607424.674024:vfio_migration_realize  (d8a8c621)");
+	ASSERT_TRUE(a);
+	EXPECT_EQ(a->event, "vfio_migration_realize");
+	EXPECT_EQ(a->args, " (d8a8c621)");
+	EXPECT_NEAR(a->wall_s, 1795607424.674024, 1e-6);
+	auto b = qemu::parse_trace_line("2026-11-25T11:50:15.921339Z vfio_query_precopy_size  (x) init 0, dirty 4096, reinit 1, ret 0");
+	ASSERT_TRUE(b);
+	EXPECT_EQ(b->event, "vfio_query_precopy_size");
+	EXPECT_NEAR(b->wall_s, 1795607415.921339, 1e-6);
+	EXPECT_NE(b->args.find("reinit 1"), std::string::npos);
+	EXPECT_FALSE(qemu::parse_trace_line("qemu-system-x86_64: -device vfio-pci: warning: something"));
+	EXPECT_FALSE(qemu::parse_trace_line("2026-11-25T11:50:15.407794Z qemu-system-x86_64: -device x: warning: y"));
 }

@@ -51,3 +51,26 @@ check_reports_agree() {
 		return 1
 	fi
 }
+
+# qemu_lane_env: export what tells the guest suite's QEMU lane which QEMUs to
+# run: $QEMU (one build of the user's) as VFIOMIG_QEMU, else the 10.0 and
+# 11.1 that scripts/fetch-qemu keeps in the cache (VFIOMIG_QEMU_10/_11).
+# Prints a line saying which; with neither, the lane's tests skip saying why.
+qemu_lane_env() {
+	local line
+	if [ -n "${QEMU:-}" ]; then
+		export VFIOMIG_QEMU=$QEMU
+		echo "QEMU lane: $QEMU (from \$QEMU)"
+		return 0
+	fi
+	while read -r line; do
+		case $line in
+		VFIOMIG_QEMU_1[01]=*) export "${line?}" ;;
+		esac
+	done < <("$top/scripts/fetch-qemu" --print-env 2>/dev/null || true)
+	if [ -n "${VFIOMIG_QEMU_10:-}${VFIOMIG_QEMU_11:-}" ]; then
+		echo "QEMU lane: ${VFIOMIG_QEMU_10:-no 10.0} ${VFIOMIG_QEMU_11:-no 11.1}"
+	else
+		echo "QEMU lane: no QEMU fetched (scripts/fetch-qemu); its tests will be skipped"
+	fi
+}

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <memory>
@@ -70,9 +71,13 @@ Builds builds_from_env()
 		else
 			b.missing.push_back(fmt::format("${}: {}", var, why));
 	};
-	if (const char *one = std::getenv("QEMU"); one && *one) {
-		add("QEMU", "QEMU");
-		return b;
+	// $QEMU names one build of the user's; the scripts pass it into the
+	// guest as $VFIOMIG_QEMU.
+	for (const char *var : {"QEMU", "VFIOMIG_QEMU"}) {
+		if (const char *one = std::getenv(var); one && *one) {
+			add(var, "QEMU");
+			return b;
+		}
 	}
 	add("VFIOMIG_QEMU_10", "10.0");
 	add("VFIOMIG_QEMU_11", "11.1");
@@ -212,8 +217,6 @@ std::vector<std::string> VmConfig::argv() const
 			a.push_back("-trace");
 			a.push_back(t);
 		}
-		a.push_back("-D");
-		a.push_back(trace_path());
 		// Wall-clock stamps, to order trace lines against each other.
 		a.push_back("-msg");
 		a.push_back("timestamp=on");
@@ -226,6 +229,44 @@ std::vector<std::string> VmConfig::argv() const
 		a.push_back("-S");
 	a.insert(a.end(), extra.begin(), extra.end());
 	return a;
+}
+
+std::optional<TraceLine> parse_trace_line(std::string_view line)
+{
+	static const std::regex pid_form(R"(^(\d+)@(\d+)\.(\d+):([A-Za-z0-9_]+)(?:\s(.*))?$)");
+	static const std::regex iso_form(
+		R"(^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d+)Z ([A-Za-z0-9_]+)(?:\s(.*))?$)");
+	std::string s(line);
+	std::smatch m;
+	if (std::regex_match(s, m, pid_form)) {
+		double frac = std::stod("0." + m[3].str());
+		return TraceLine{std::stod(m[2]) + frac, m[4], m[5]};
+	}
+	if (std::regex_match(s, m, iso_form)) {
+		std::tm tm{};
+		tm.tm_year = std::stoi(m[1]) - 1900;
+		tm.tm_mon = std::stoi(m[2]) - 1;
+		tm.tm_mday = std::stoi(m[3]);
+		tm.tm_hour = std::stoi(m[4]);
+		tm.tm_min = std::stoi(m[5]);
+		tm.tm_sec = std::stoi(m[6]);
+		double frac = std::stod("0." + m[7].str());
+		return TraceLine{static_cast<double>(::timegm(&tm)) + frac, m[8], m[9]};
+	}
+	return std::nullopt;
+}
+
+std::vector<TraceLine> read_trace(const std::string &path, std::string_view event)
+{
+	std::vector<TraceLine> out;
+	std::ifstream in(path);
+	std::string line;
+	while (std::getline(in, line)) {
+		auto t = parse_trace_line(line);
+		if (t && (event.empty() || t->event == event))
+			out.push_back(std::move(*t));
+	}
+	return out;
 }
 
 std::string tail_lines(const std::string &path, size_t lines)
@@ -265,8 +306,19 @@ Vm Vm::start(const VmConfig &config, std::chrono::milliseconds timeout)
 		std::this_thread::sleep_for(std::chrono::milliseconds(20));
 	}
 	auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-	qmp::Client c = qmp::Client::connect(config.qmp_path(), std::max(left, std::chrono::milliseconds(1000)));
-	return Vm(config, std::move(p), std::move(c));
+	try {
+		qmp::Client c =
+			qmp::Client::connect(config.qmp_path(), std::max(left, std::chrono::milliseconds(1000)));
+		return Vm(config, std::move(p), std::move(c));
+	} catch (const std::exception &e) {
+		// A QEMU that fails to realize a device exits right after it
+		// opened the socket: say so with its log, not with ECONNRESET.
+		if (auto st = p.wait(std::chrono::seconds(2)))
+			throw std::runtime_error(fmt::format("QEMU {} ({}) {} at start-up:\n{}", config.name,
+							     config.build.label, Process::describe_status(*st),
+							     tail_lines(config.log_path(), 20)));
+		throw;
+	}
 }
 
 void Vm::quit(std::chrono::milliseconds timeout)

@@ -38,7 +38,7 @@ std::optional<Build> probe_build(const std::string &label, const std::string &bi
 /// Parses the first line of `qemu-system-x86_64 --version`.
 std::optional<qmp::Version> parse_version_line(const std::string &text);
 
-/// The builds the lane uses: $QEMU alone when set, else $VFIOMIG_QEMU_10 and
+/// The builds the lane uses: $QEMU (or $VFIOMIG_QEMU) alone when set, else $VFIOMIG_QEMU_10 and
 /// $VFIOMIG_QEMU_11 (scripts/fetch-qemu --print-env). A variable naming a build
 /// that does not run is reported in missing, never dropped silently.
 struct Builds {
@@ -89,20 +89,21 @@ struct VfioDevice {
 struct VmConfig {
 	Build build;
 	std::string name;		// "src", "dst": file names in dir
-	std::string dir;		// sockets, logs, traces
+	std::string dir;		// logs and traces
+	std::string socket_dir;		// QMP socket (default: dir); not on 9p
 	std::vector<VfioDevice> devices;
 	bool incoming = false;		// -incoming defer
 	bool paused = false;		// -S
 	unsigned mem_mib = 128;
 	std::string machine = "q35";
-	/// Trace event patterns (-trace PATTERN), written to trace_path().
+	/// Trace event patterns (-trace PATTERN). They go to QEMU's log
+	/// (log_path()): 11.1 prints trace lines there whatever -D says.
 	std::vector<std::string> trace;
 	/// Extra arguments appended as they are.
 	std::vector<std::string> extra;
 
-	std::string qmp_path() const { return dir + "/" + name + ".qmp"; }
+	std::string qmp_path() const { return (socket_dir.empty() ? dir : socket_dir) + "/" + name + ".qmp"; }
 	std::string log_path() const { return dir + "/" + name + ".log"; }
-	std::string trace_path() const { return dir + "/" + name + ".trace"; }
 	std::vector<std::string> argv() const;
 };
 
@@ -130,6 +131,18 @@ private:
 	Process process_;
 	qmp::Client qmp_;
 };
+
+/// One trace line of QEMU's "log" trace backend, which prints either
+/// "PID@SECONDS.MICROS:event args" or, with -msg timestamp=on in newer
+/// builds, "2026-11-25T11:50:15.921339Z event args".
+struct TraceLine {
+	double wall_s = 0; ///< CLOCK_REALTIME seconds
+	std::string event;
+	std::string args;
+};
+std::optional<TraceLine> parse_trace_line(std::string_view line);
+/// The trace lines of a log whose event is `event` (all when empty).
+std::vector<TraceLine> read_trace(const std::string &path, std::string_view event = {});
 
 /// Reads a file's last lines (logs in error messages).
 std::string tail_lines(const std::string &path, size_t lines);
