@@ -29,6 +29,13 @@
  * the core takes the opt-in itself and records it per device.  Before
  * that the module keeps its own flag (vme_device.precopy_v2).
  */
+#if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2) || \
+	defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_FLAGS_FIX)
+#define VME_CORE_TAKES_PRECOPY_V2	true
+#else
+#define VME_CORE_TAKES_PRECOPY_V2	false
+#endif
+
 static inline bool vme_core_precopy_v2(struct vfio_device *vdev)
 {
 #if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2)

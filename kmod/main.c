@@ -275,7 +275,8 @@ static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 {
 	int ret;
 
-	if (!(vme->vdev.migration_flags & VFIO_MIGRATION_PRE_COPY))
+	if (!(vme->vdev.migration_flags & VFIO_MIGRATION_PRE_COPY) ||
+	    READ_ONCE(vme->knobs.refuse_precopy_v2))
 		return -ENOTTY;
 	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
 	if (ret != 1)

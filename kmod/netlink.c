@@ -93,6 +93,7 @@ static const struct nla_policy vme_knob_policy[VFIO_MIG_EMU_KNOB_MAX + 1] = {
 		NLA_POLICY_FULL_RANGE(NLA_U32, &vme_rate_range),
 	[VFIO_MIG_EMU_KNOB_REINIT_POLICY] =
 		NLA_POLICY_MAX(NLA_U32, VFIO_MIG_EMU_REINIT_DISCARD),
+	[VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2] = NLA_POLICY_MAX(NLA_U32, 1),
 };
 
 /* CALLS, HITS and ID are reply-only: rejected in requests. */
@@ -239,7 +240,9 @@ static int vme_nl_put_knobs(struct sk_buff *skb, const struct vme_knobs *k,
 			k->resource_bytes) ||
 	    nla_put_u32(skb, VFIO_MIG_EMU_KNOB_DIRTY_RATE, k->dirty_rate) ||
 	    nla_put_u32(skb, VFIO_MIG_EMU_KNOB_REINIT_POLICY,
-			k->reinit_policy))
+			k->reinit_policy) ||
+	    nla_put_u32(skb, VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2,
+			k->refuse_precopy_v2))
 		goto err_cancel;
 	nla_nest_end(skb, nest);
 	return 0;
@@ -677,6 +680,16 @@ static int vme_nl_knobs_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (tb[VFIO_MIG_EMU_KNOB_REINIT_POLICY])
 		k->reinit_policy =
 			nla_get_u32(tb[VFIO_MIG_EMU_KNOB_REINIT_POLICY]);
+	attr = tb[VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2];
+	if (attr) {
+		k->refuse_precopy_v2 = nla_get_u32(attr);
+		if (k->refuse_precopy_v2 && VME_CORE_TAKES_PRECOPY_V2) {
+			NL_SET_ERR_MSG_ATTR(extack, attr,
+					    "the vfio core takes the PRECOPY_INFOv2 opt-in on this kernel");
+			ret = -EOPNOTSUPP;
+			goto out_unlock;
+		}
+	}
 
 	attr = tb[VFIO_MIG_EMU_KNOB_MEM_SIZE];
 	if (attr && mem_size != vme->mem_size) {

@@ -75,6 +75,7 @@ struct vme_knobs {
 	u32 resource_bytes;
 	u32 dirty_rate;
 	u32 reinit_policy;
+	u32 refuse_precopy_v2;
 };
 
 /* An injected fault; every field under vme_device.fault_lock. */

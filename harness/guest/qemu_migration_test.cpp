@@ -10,13 +10,14 @@
 #include <fmt/format.h>
 
 #include "common.hpp"
-#include "qemu_lane.hpp"
+#include "vfiomig/qemu_lane.hpp"
 #include "vfiomig/state.hpp"
 
 namespace vfiomig::test {
 namespace {
 
 using namespace std::chrono_literals;
+using qemu::QemuLane;
 
 /// One migration scenario: the devices in the VM and what they do.
 struct Scenario {
@@ -34,7 +35,7 @@ struct LaneParam {
 std::vector<LaneParam> lane_params(const std::vector<Scenario> &scenarios)
 {
 	std::vector<LaneParam> out;
-	for (const auto &b : qemu_builds().found)
+	for (const auto &b : qemu::lane_builds().found)
 		for (const auto &s : scenarios)
 			out.push_back({b.label, s});
 	if (out.empty())
@@ -47,6 +48,12 @@ std::string param_name(const ::testing::TestParamInfo<LaneParam> &info)
 	std::string b = info.param.build.empty() ? "no_qemu" : info.param.build;
 	std::replace(b.begin(), b.end(), '.', '_');
 	return b + "_" + info.param.scenario.name;
+}
+
+/// DEV_GET of a device.
+control::DeviceInfo device_info(const std::string &uuid)
+{
+	return nl()->device(uuid);
 }
 
 /// Collects the module's events for a set of devices while a lane runs.
@@ -102,8 +109,8 @@ protected:
 	{
 		REQUIRE_CONTROL();
 		if (GetParam().build.empty())
-			GTEST_SKIP() << qemu_missing_reason();
-		build_ = qemu_build(GetParam().build);
+			GTEST_SKIP() << qemu::lane_missing_reason();
+		build_ = qemu::lane_build(GetParam().build);
 		ASSERT_NE(build_, nullptr);
 	}
 	const qemu::Build *build_ = nullptr;
@@ -126,11 +133,11 @@ class QemuLiveMigration : public QemuMigration {};
 TEST_P(QemuLiveMigration, CompletesWithEqualDigestsAndAllowedArcs)
 {
 	const Scenario &sc = GetParam().scenario;
-	LaneOptions opt;
+	qemu::LaneOptions opt;
 	opt.profiles = sc.profiles;
 	opt.src_knobs.dirty_rate = sc.dirty_rate;
 	EventLog events;
-	QemuLane lane(*build_, param_name({GetParam(), 0}), opt);
+	QemuLane lane(*nl(), *build_, param_name({GetParam(), 0}), opt);
 	SCOPED_TRACE(lane.describe() + "logs in " + lane.dir());
 
 	if (sc.reconfig) {
@@ -198,10 +205,10 @@ class QemuMultiDevice : public QemuMigration {};
 
 TEST_P(QemuMultiDevice, DeviceWithoutP2PBesideAnotherIsRefusedAtRealize)
 {
-	LaneOptions opt;
+	qemu::LaneOptions opt;
 	opt.profiles = {Profile::Full, Profile::PreCopy};
 	try {
-		QemuLane lane(*build_, param_name({GetParam(), 0}), opt);
+		QemuLane lane(*nl(), *build_, param_name({GetParam(), 0}), opt);
 		FAIL() << "QEMU " << build_->label << " started a VM with a device lacking P2P beside another";
 	} catch (const std::runtime_error &e) {
 		std::string what = e.what();
@@ -230,7 +237,7 @@ class QemuReinit : public ::testing::TestWithParam<ReinitParam> {};
 std::vector<ReinitParam> reinit_params()
 {
 	std::vector<ReinitParam> out;
-	for (const auto &b : qemu_builds().found)
+	for (const auto &b : qemu::lane_builds().found)
 		for (auto p : {control::ReinitPolicy::Fold, control::ReinitPolicy::Discard})
 			out.push_back({b.label, p});
 	if (out.empty())
@@ -256,11 +263,11 @@ TEST_P(QemuReinit, ReconfigurationDuringPrecopyIsReinitOnceAndApprovedAfterLoad)
 {
 	REQUIRE_CONTROL();
 	if (GetParam().build.empty())
-		GTEST_SKIP() << qemu_missing_reason();
-	const qemu::Build &build = *qemu_build(GetParam().build);
+		GTEST_SKIP() << qemu::lane_missing_reason();
+	const qemu::Build &build = *qemu::lane_build(GetParam().build);
 	constexpr std::uint32_t kNewResources = 8;
 
-	LaneOptions opt;
+	qemu::LaneOptions opt;
 	opt.profiles = {Profile::Full};
 	opt.src_knobs.dirty_rate = 5000;
 	opt.src_knobs.reinit_policy = GetParam().policy;
@@ -269,7 +276,7 @@ TEST_P(QemuReinit, ReconfigurationDuringPrecopyIsReinitOnceAndApprovedAfterLoad)
 	opt.dst_knobs.load_us_per_resource = 40000;
 	opt.trace.push_back("vfio_load_state_device_data");
 	EventLog events;
-	QemuLane lane(build, "reinit_" + reinit_name({GetParam(), 0}), opt);
+	QemuLane lane(*nl(), build, "reinit_" + reinit_name({GetParam(), 0}), opt);
 	SCOPED_TRACE(lane.describe() + "logs in " + lane.dir());
 	const std::string src = lane.pairs()[0].src.uuid(), dst = lane.pairs()[0].dst.uuid();
 

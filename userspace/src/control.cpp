@@ -54,6 +54,7 @@ constexpr Name<std::uint32_t> kKnobNames[] = {
 	{VFIO_MIG_EMU_KNOB_RESOURCE_BYTES, "RESOURCE_BYTES"},
 	{VFIO_MIG_EMU_KNOB_DIRTY_RATE, "DIRTY_RATE"},
 	{VFIO_MIG_EMU_KNOB_REINIT_POLICY, "REINIT_POLICY"},
+	{VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2, "REFUSE_PRECOPY_V2"},
 };
 
 /// Upper case, '-' as '_'.
@@ -332,6 +333,8 @@ Knobs decode_knobs(const Attrs &a)
 	k.dirty_rate = a.u32(VFIO_MIG_EMU_KNOB_DIRTY_RATE);
 	if (auto p = a.u32(VFIO_MIG_EMU_KNOB_REINIT_POLICY))
 		k.reinit_policy = static_cast<ReinitPolicy>(*p);
+	if (auto r = a.u32(VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2))
+		k.refuse_precopy_v2 = *r != 0;
 	return k;
 }
 
@@ -577,6 +580,8 @@ void put_knobs(AttrBuf &b, const Knobs &k)
 		b.u32(VFIO_MIG_EMU_KNOB_DIRTY_RATE, *k.dirty_rate);
 	if (k.reinit_policy)
 		b.u32(VFIO_MIG_EMU_KNOB_REINIT_POLICY, static_cast<std::uint32_t>(*k.reinit_policy));
+	if (k.refuse_precopy_v2)
+		b.u32(VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2, *k.refuse_precopy_v2 ? 1 : 0);
 	b.end_nest(n);
 }
 

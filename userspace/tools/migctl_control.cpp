@@ -33,6 +33,7 @@ struct ControlCommands::Options {
 	std::vector<std::string> arc_delays;
 	std::optional<std::uint32_t> load_ns_per_kib, load_us_per_resource, resource_bytes, dirty_rate;
 	std::optional<std::string> knob_mem_size, reinit_policy;
+	std::optional<bool> refuse_precopy_v2;
 	// fault add
 	std::string site, effect, from, to, err;
 	std::optional<std::uint32_t> nth, every, first, ppm, delay_us;
@@ -108,6 +109,7 @@ json knobs_json(const Knobs &k)
 	j["resource_bytes"] = k.resource_bytes.value_or(0);
 	j["dirty_rate"] = k.dirty_rate.value_or(0);
 	j["reinit_policy"] = reinit_policy_name(k.reinit_policy.value_or(ReinitPolicy::Fold));
+	j["refuse_precopy_v2"] = k.refuse_precopy_v2.value_or(false);
 	return j;
 }
 
@@ -121,6 +123,7 @@ void print_knobs(const Knobs &k)
 	std::printf("  dirty_rate            %u pages/s\n", k.dirty_rate.value_or(0));
 	std::printf("  reinit_policy         %s\n",
 		    reinit_policy_name(k.reinit_policy.value_or(ReinitPolicy::Fold)).c_str());
+	std::printf("  refuse_precopy_v2     %s\n", k.refuse_precopy_v2.value_or(false) ? "yes" : "no");
 	if (k.arc_delays.empty())
 		std::printf("  arc delays            none\n");
 	for (const ArcDelay &a : k.arc_delays)
@@ -435,6 +438,7 @@ int cmd_knob(const ControlCommands::Options &o)
 			usage_error("--reinit-policy wants fold or discard");
 		k.reinit_policy = *p;
 	}
+	k.refuse_precopy_v2 = o.refuse_precopy_v2;
 	Client c = Client::open();
 	// Without changes, KNOBS_SET with an empty nest reports the knobs.
 	Knobs now = c.set_knobs(o.uuid, k);
@@ -714,6 +718,9 @@ ControlCommands::ControlCommands(CLI::App &app) : o_(std::make_unique<Options>()
 	knob->add_option("--resource-bytes", o.resource_bytes, "Context bytes per resource (critical data size)");
 	knob->add_option("--dirty-rate", o.dirty_rate, "Pages per second the background workload dirties (0 = off)");
 	knob->add_option("--reinit-policy", o.reinit_policy, "fold or discard (PRECOPY_INFOv2 REINIT)");
+	knob->add_option("--refuse-precopy-v2", o.refuse_precopy_v2,
+			 "1: SET PRECOPY_INFOv2 fails with ENOTTY, as on a driver predating it (QEMU 11.1 then "
+			 "takes the legacy path); 0: accept (default)");
 	knob->add_flag("--json", o.json, "Print as JSON");
 
 	auto *fault = app.add_subcommand("fault", "Fault injection: add, list, clear");

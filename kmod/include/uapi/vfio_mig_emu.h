@@ -389,6 +389,8 @@ enum vfio_mig_emu_knob {
 	VFIO_MIG_EMU_KNOB_DIRTY_RATE,
 	/* u32: enum vfio_mig_emu_reinit_policy (PRECOPY_INFOv2 REINIT) */
 	VFIO_MIG_EMU_KNOB_REINIT_POLICY,
+	/* u32: 1 = refuse the PRECOPY_INFOv2 opt-in (a pre-7.1 driver) */
+	VFIO_MIG_EMU_KNOB_REFUSE_PRECOPY_V2,
 	__VFIO_MIG_EMU_KNOB_MAX,
 };
 
@@ -414,6 +416,8 @@ enum vfio_mig_emu_knob {
  *   RESOURCE_BYTES         0         VFIO_MIG_EMU_MAX_RESOURCE_BYTES
  *   DIRTY_RATE             0 (off)   VFIO_MIG_EMU_MAX_DIRTY_RATE pages/s
  *   REINIT_POLICY          FOLD      FOLD or DISCARD
+ *   REFUSE_PRECOPY_V2      0         0 or 1; EOPNOTSUPP for 1 where the
+ *                                    vfio core takes the opt-in (7.1+)
  *
  * Arc delay: each arc of SET MIG_DEVICE_STATE sleeps its delay (a signal
  * cuts the sleep short) before the arc runs.
@@ -435,6 +439,11 @@ enum vfio_mig_emu_knob {
  * FOLD: every page dirty at that moment joins the new initial data.
  * DISCARD: those pages are set aside and become dirty again once the new
  * initial data has been read.  Either way dirty_bytes restarts from zero.
+ *
+ * REFUSE_PRECOPY_V2: SET VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 fails with
+ * ENOTTY, as on a driver that predates the feature, so that a consumer
+ * which opts in when it can (QEMU 11.1) takes the legacy path on the same
+ * kernel.  An opt-in already taken stays.
  */
 #define VFIO_MIG_EMU_ANY_STATE		0xffffffffu
 #define VFIO_MIG_EMU_MAX_DELAY_US	(10 * 1000 * 1000)

@@ -127,6 +127,8 @@ struct Knobs {
 	std::optional<std::uint64_t> mem_size;
 	std::optional<std::uint32_t> resource_bytes, dirty_rate;
 	std::optional<ReinitPolicy> reinit_policy;
+	/// SET PRECOPY_INFOv2 fails with ENOTTY (a driver predating it).
+	std::optional<bool> refuse_precopy_v2;
 };
 
 /// DEV_GET reply.

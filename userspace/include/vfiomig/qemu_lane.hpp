@@ -1,7 +1,7 @@
 // The QEMU lane: a source and a destination QEMU, each carrying vfio-pci
 // devices backed by vfio_mig_emu instances, live-migrated over a unix
-// socket with QMP, as a user would run them. Shared by the QemuMigration
-// tests and the downtime experiment.
+// socket with QMP, as a user would run them. Used by the suite's Qemu*
+// tests and by vfio-migctl qemu-downtime.
 #pragma once
 
 #include <chrono>
@@ -10,18 +10,18 @@
 #include <thread>
 #include <vector>
 
-#include "vfiomig/control.hpp"
-#include "vfiomig/mdev.hpp"
-#include "vfiomig/qemu.hpp"
+#include <vfiomig/control.hpp>
+#include <vfiomig/mdev.hpp>
+#include <vfiomig/qemu.hpp>
 
-namespace vfiomig::test {
+namespace vfiomig::qemu {
 
 /// The QEMU builds the lane runs (VFIOMIG_QEMU_10/11 or QEMU), probed once.
-const qemu::Builds &qemu_builds();
+const Builds &lane_builds();
 /// Why there is no QEMU to run, for skip messages.
-std::string qemu_missing_reason();
+std::string lane_missing_reason();
 /// The build with this label ("10.0", "11.1", "QEMU"), or nullptr.
-const qemu::Build *qemu_build(const std::string &label);
+const Build *lane_build(const std::string &label);
 
 /// One device pair: a source instance in the source VM, a destination
 /// instance in the destination VM, of the same profile.
@@ -37,6 +37,8 @@ struct LaneOptions {
 					  "vfio_migration_init", "loadvm_approve_switchover*",
 					  "vfio_query_precopy_size_request_switchover_ack",
 					  "qemu_savevm_query_pending"};
+	/// Where logs and traces go: DIR/NAME ($VM_RESULTS/qemu by default).
+	std::string results_root;
 	/// Knobs applied to every source instance before QEMU opens it.
 	control::Knobs src_knobs;
 	/// Knobs applied to every destination instance.
@@ -49,15 +51,22 @@ struct LaneOptions {
 /// and traces stay in dir; sockets go to a private /tmp directory.
 class QemuLane {
 public:
-	QemuLane(const qemu::Build &build, const std::string &name, const LaneOptions &opt);
+	/// Creates the instances (knobs set through ctl), starts both QEMUs
+	/// and sets the capabilities; throws naming what failed.
+	QemuLane(control::Client &ctl, const Build &build, const std::string &name, const LaneOptions &opt);
 	~QemuLane();
 	QemuLane(const QemuLane &) = delete;
 	QemuLane &operator=(const QemuLane &) = delete;
 
-	qemu::Vm &src() { return *src_vm_; }
-	qemu::Vm &dst() { return *dst_vm_; }
+	Vm &src() { return *src_vm_; }
+	Vm &dst() { return *dst_vm_; }
 	std::vector<LanePair> &pairs() { return pairs_; }
 	const std::string &dir() const { return dir_; }
+
+	/// Replaces the destination QEMU with a new incoming one on the same
+	/// destination instances (a retry after a failed migration); its log
+	/// is dst-N.log.
+	void restart_destination();
 
 	/// migrate-set-parameters on the source.
 	void set_parameters(const qmp::json &params);
@@ -74,8 +83,8 @@ public:
 			     std::chrono::milliseconds patience = std::chrono::seconds(8));
 	std::optional<std::int64_t> raised_limit_ms() const { return raised_limit_ms_; }
 	/// Source trace lines of an event; destination likewise.
-	std::vector<qemu::TraceLine> src_trace(std::string_view event) const;
-	std::vector<qemu::TraceLine> dst_trace(std::string_view event) const;
+	std::vector<TraceLine> src_trace(std::string_view event) const;
+	std::vector<TraceLine> dst_trace(std::string_view event) const;
 	/// Polls until pred() holds or timeout; false on timeout.
 	template <typename Pred>
 	static bool wait_for(Pred pred, std::chrono::milliseconds timeout)
@@ -95,13 +104,11 @@ private:
 	std::string dir_;
 	std::string socket_dir_;
 	std::vector<LanePair> pairs_;
-	std::optional<qemu::Vm> src_vm_, dst_vm_;
+	std::optional<Vm> src_vm_, dst_vm_;
 	std::optional<std::int64_t> raised_limit_ms_;
+	VmConfig dst_config_;
+	qmp::json caps_;
+	unsigned restarts_ = 0;
 };
 
-/// The digest vfio_mig_emu computes over a device's whole state.
-std::uint32_t device_digest(const std::string &uuid);
-/// DEV_GET of a device.
-control::DeviceInfo device_info(const std::string &uuid);
-
-} // namespace vfiomig::test
+} // namespace vfiomig::qemu

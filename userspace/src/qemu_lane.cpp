@@ -1,5 +1,5 @@
 // The QEMU lane: builds, a source/destination VM pair, digests.
-#include "qemu_lane.hpp"
+#include <vfiomig/qemu_lane.hpp>
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -9,19 +9,17 @@
 
 #include <fmt/format.h>
 
-#include "common.hpp"
+namespace vfiomig::qemu {
 
-namespace vfiomig::test {
-
-const qemu::Builds &qemu_builds()
+const Builds &lane_builds()
 {
-	static const qemu::Builds builds = qemu::builds_from_env();
+	static const Builds builds = builds_from_env();
 	return builds;
 }
 
-std::string qemu_missing_reason()
+std::string lane_missing_reason()
 {
-	const auto &b = qemu_builds();
+	const auto &b = lane_builds();
 	std::string why = "no QEMU for the QEMU lane (scripts/fetch-qemu fetches 10.0 and 11.1; "
 			  "VFIOMIG_QEMU_10/VFIOMIG_QEMU_11 or QEMU name a build)";
 	for (const auto &m : b.missing)
@@ -29,26 +27,12 @@ std::string qemu_missing_reason()
 	return why;
 }
 
-const qemu::Build *qemu_build(const std::string &label)
+const Build *lane_build(const std::string &label)
 {
-	for (const auto &b : qemu_builds().found)
+	for (const auto &b : lane_builds().found)
 		if (b.label == label)
 			return &b;
 	return nullptr;
-}
-
-std::uint32_t device_digest(const std::string &uuid)
-{
-	return device_info(uuid).digest;
-}
-
-control::DeviceInfo device_info(const std::string &uuid)
-{
-	std::string why;
-	control::Client *c = nl(&why);
-	if (!c)
-		throw Error(ENODEV, "vfio_mig_emu control plane: " + why);
-	return c->device(uuid);
 }
 
 namespace {
@@ -61,9 +45,9 @@ std::string results_root()
 
 } // namespace
 
-QemuLane::QemuLane(const qemu::Build &build, const std::string &name, const LaneOptions &opt)
+QemuLane::QemuLane(control::Client &ctl, const Build &build, const std::string &name, const LaneOptions &opt)
 {
-	dir_ = fmt::format("{}/{}", results_root(), name);
+	dir_ = fmt::format("{}/{}", opt.results_root.empty() ? results_root() : opt.results_root, name);
 	std::filesystem::remove_all(dir_);
 	std::filesystem::create_directories(dir_);
 	char tmpl[] = "/tmp/vfiomig-qemu-XXXXXX";
@@ -71,18 +55,15 @@ QemuLane::QemuLane(const qemu::Build &build, const std::string &name, const Lane
 		throw_error(errno, "mkdtemp for the QEMU lane's sockets");
 	socket_dir_ = tmpl;
 
-	control::Client *c = nl();
 	for (Profile p : opt.profiles) {
 		LanePair pair{MdevInstance::create(p), MdevInstance::create(p)};
-		if (c) {
-			c->set_knobs(pair.src.uuid(), opt.src_knobs);
-			c->set_knobs(pair.dst.uuid(), opt.dst_knobs);
-		}
+		ctl.set_knobs(pair.src.uuid(), opt.src_knobs);
+		ctl.set_knobs(pair.dst.uuid(), opt.dst_knobs);
 		pairs_.push_back(std::move(pair));
 	}
 
 	auto config = [&](const std::string &vm, bool incoming) {
-		qemu::VmConfig cfg;
+		VmConfig cfg;
 		cfg.build = build;
 		cfg.name = vm;
 		cfg.dir = dir_;
@@ -95,14 +76,25 @@ QemuLane::QemuLane(const qemu::Build &build, const std::string &name, const Lane
 		}
 		return cfg;
 	};
-	src_vm_.emplace(qemu::Vm::start(config("src", false)));
-	dst_vm_.emplace(qemu::Vm::start(config("dst", true)));
+	src_vm_.emplace(Vm::start(config("src", false)));
+	dst_config_ = config("dst", true);
+	dst_vm_.emplace(Vm::start(dst_config_));
 
-	qmp::json caps = qmp::json::array();
+	caps_ = qmp::json::array();
 	for (const auto &cap : opt.capabilities)
-		caps.push_back({{"capability", cap}, {"state", true}});
-	src_vm_->qmp().execute("migrate-set-capabilities", {{"capabilities", caps}});
-	dst_vm_->qmp().execute("migrate-set-capabilities", {{"capabilities", caps}});
+		caps_.push_back({{"capability", cap}, {"state", true}});
+	src_vm_->qmp().execute("migrate-set-capabilities", {{"capabilities", caps_}});
+	dst_vm_->qmp().execute("migrate-set-capabilities", {{"capabilities", caps_}});
+}
+
+void QemuLane::restart_destination()
+{
+	dst_vm_->quit(std::chrono::seconds(5));
+	dst_vm_.reset();
+	VmConfig cfg = dst_config_;
+	cfg.name = fmt::format("dst-{}", ++restarts_);
+	dst_vm_.emplace(Vm::start(cfg));
+	dst_vm_->qmp().execute("migrate-set-capabilities", {{"capabilities", caps_}});
 }
 
 QemuLane::~QemuLane()
@@ -157,14 +149,14 @@ qmp::json QemuLane::wait_final(std::chrono::milliseconds timeout, bool converge,
 	}
 }
 
-std::vector<qemu::TraceLine> QemuLane::src_trace(std::string_view event) const
+std::vector<TraceLine> QemuLane::src_trace(std::string_view event) const
 {
-	return qemu::read_trace(src_vm_->config().log_path(), event);
+	return read_trace(src_vm_->config().log_path(), event);
 }
 
-std::vector<qemu::TraceLine> QemuLane::dst_trace(std::string_view event) const
+std::vector<TraceLine> QemuLane::dst_trace(std::string_view event) const
 {
-	return qemu::read_trace(dst_vm_->config().log_path(), event);
+	return read_trace(dst_vm_->config().log_path(), event);
 }
 
 std::string QemuLane::describe() const
@@ -176,4 +168,4 @@ std::string QemuLane::describe() const
 	return s;
 }
 
-} // namespace vfiomig::test
+} // namespace vfiomig::qemu
