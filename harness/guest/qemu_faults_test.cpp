@@ -133,6 +133,15 @@ std::string vm_status(qemu::Vm &vm)
 	return "not answering";
 }
 
+/// The cases of README finding F1: an arc of the destination device after
+/// the stream was written (RESUMING->STOP is where the device checks it).
+bool qemu_resets_failed_destination(const FaultCase &fc)
+{
+	return fc.on_destination && fc.site == Site::SetState &&
+	       (fc.effect == Effect::Fail || fc.effect == Effect::FailToError) &&
+	       !(fc.from == State::Stop && fc.to == State::Resuming);
+}
+
 class QemuFaults : public ::testing::TestWithParam<FaultCase> {};
 
 TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
@@ -168,6 +177,9 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 	FaultGuard guard(target);
 	nl()->add_fault(target, f);
 
+	// Nothing changes the device between now and STOP_COPY (no dirtying,
+	// SeaBIOS is done with it): this is the digest STOP_COPY saves.
+	const std::uint32_t digest_before = device_info(src).digest;
 	lane.start_migration();
 	auto info = lane.wait_final(90s, /*converge=*/true);
 	std::string status = info.value("status", "?");
@@ -180,10 +192,22 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 	std::string dst_after = vm_status(lane.dst()) + ", device " + state_name(device_info(dst).state);
 
 	// What must hold, whatever the fault did.
+	const bool src_kept = device_info(src).digest == digest_before;
+	std::string known_qemu_finding;
 	if (status == "completed") {
-		auto s = device_info(src), d = device_info(dst);
-		EXPECT_EQ(s.digest, d.digest) << "QEMU completed a migration whose device state differs (fault "
-					      << describe(f, false) << ")";
+		std::uint32_t d = device_info(dst).digest;
+		if (d != digest_before && qemu_resets_failed_destination(fc)) {
+			// README "QEMU findings" F1: the destination's device failed
+			// an arc after the stream was loaded; QEMU resets it, runs
+			// the VM and the source reports "completed".
+			known_qemu_finding = fmt::format(
+				"known QEMU finding F1 (README): QEMU {} completed the migration and runs the destination "
+				"with a device it reset after {} failed ({:#x} != {:#x})",
+				build.label, describe(f, false), d, digest_before);
+		} else {
+			EXPECT_EQ(d, digest_before) << "QEMU completed a migration whose device state differs (fault "
+						    << describe(f, false) << ")";
+		}
 	} else {
 		EXPECT_EQ(status, "failed") << info.dump();
 		EXPECT_EQ(src_status, "running") << "after a failed migration the source VM must run on";
@@ -194,12 +218,13 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 	std::string retry = "-";
 	if (status != "completed" && !lane.src().process().poll()) {
 		lane.restart_destination();
+		const std::uint32_t retry_before = device_info(src).digest;
 		lane.start_migration();
 		auto again = lane.wait_final(90s, /*converge=*/true);
 		retry = again.value("status", "?");
 		EXPECT_EQ(retry, "completed") << "a retry after the fault was cleared: " << again.dump();
 		if (retry == "completed")
-			EXPECT_EQ(device_info(src).digest, device_info(dst).digest) << "retry";
+			EXPECT_EQ(device_info(dst).digest, retry_before) << "retry";
 	}
 
 	bool names_device = error.find(src) != std::string::npos || error.find(dst) != std::string::npos ||
@@ -213,12 +238,16 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 	for (char &c : shown_error)
 		if (c == '|' || c == '\n')
 			c = ' ';
-	record_row(fmt::format("| {} | {} | {} | {} | {}{} | {} | {} | {} | {} | {} |", build.label,
+	if (!known_qemu_finding.empty())
+		status += " (F1: destination device reset)";
+	record_row(fmt::format("| {} | {} | {} | {} | {}{} | {} | {} | {}{} | {} | {} |", build.label,
 			       fc.on_destination ? "dst" : "src", where, control::effect_name(fc.effect), status,
 			       shown_error, status == "completed" ? "-" : (names_device ? "yes" : "no"), src_status,
-			       src_state, dst_after, retry));
+			       src_state, src_kept ? "" : " (reset)", dst_after, retry));
 	RecordProperty("migration", status);
 	RecordProperty("fault_hits", std::to_string(fired));
+	if (!known_qemu_finding.empty())
+		GTEST_SKIP() << known_qemu_finding;
 }
 
 INSTANTIATE_TEST_SUITE_P(Qemu, QemuFaults, ::testing::ValuesIn(fault_cases()),

@@ -4,6 +4,7 @@
 //   demo   migrate a workload between two fresh instances and report
 //   dump   decode and validate a saved migration stream
 //   reinit-table  v1 vs v2 (REINIT) downtime experiment (migctl_reinit.cpp)
+//   qemu-downtime the same experiment run by QEMU 11.1 (migctl_qemu.cpp)
 //   bench  latency, parallel speedup, data path, memory (migctl_bench.cpp)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 
 #include "migctl_control.hpp"
 #include "migctl_bench.hpp"
+#include "migctl_qemu.hpp"
 #include "migctl_reinit.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/emu.hpp"
@@ -201,6 +203,7 @@ int main(int argc, char **argv)
 
 	migctl::ControlCommands control(app); // list, show, state, knob, fault, watch, ...
 	migctl::ReinitTable reinit_table(app); // reinit-table
+	migctl::QemuDowntime qemu_downtime(app); // qemu-downtime
 	migctl::Bench bench(app);              // bench
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
@@ -223,6 +226,8 @@ int main(int argc, char **argv)
 
 	CLI11_PARSE(app, argc, argv);
 	if (int rc = 0; control.run(&rc))
+		return rc;
+	if (int rc = 0; qemu_downtime.run(&rc))
 		return rc;
 	if (int rc = 0; reinit_table.run(&rc))
 		return rc;

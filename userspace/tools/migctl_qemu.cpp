@@ -1,0 +1,222 @@
+// vfio-migctl qemu-downtime (see migctl_qemu.hpp).
+#include "migctl_qemu.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <vfiomig/control.hpp>
+#include <vfiomig/qemu_lane.hpp>
+#include <vfiomig/state.hpp>
+
+namespace migctl {
+namespace {
+
+using namespace vfiomig;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+struct Role {
+	unsigned count = 0, initial_resources = 0, late_resources = 0, dirty_rate = 0, scribble_pages = 0;
+};
+
+struct Setup {
+	unsigned runs = 5;
+	unsigned downtime_limit_ms = 300;
+	std::uint32_t resource_bytes = 0, load_us_per_resource = 0, load_ns_per_kib = 0;
+	Role busy, idle;
+};
+
+Setup load(const std::string &path)
+{
+	std::ifstream in(path);
+	if (!in)
+		throw std::runtime_error("cannot open the fixture " + path);
+	json j = json::parse(in);
+	Setup s;
+	s.runs = j.value("runs", 5u);
+	s.downtime_limit_ms = j.value("downtime_limit_ms", 300u);
+	const json &c = j.at("cost_model");
+	s.resource_bytes = c.value("resource_bytes", 0u);
+	s.load_us_per_resource = c.value("load_us_per_resource", 0u);
+	s.load_ns_per_kib = c.value("load_ns_per_kib", 0u);
+	for (const json &d : j.at("devices")) {
+		Role r{d.value("count", 1u), d.value("initial_resources", 0u), d.value("late_resources", 0u),
+		       d.value("dirty_rate", 0u), d.value("scribble_pages", 0u)};
+		(d.value("role", "") == "busy" ? s.busy : s.idle) = r;
+	}
+	if (s.busy.count != 1)
+		throw std::runtime_error(path + ": the experiment wants exactly one busy device");
+	return s;
+}
+
+struct Run {
+	double downtime_ms = 0, total_ms = 0;
+	unsigned reinits = 0, approvals = 0;
+	bool ok = false;
+	std::string error;
+};
+
+Run run_once(control::Client &ctl, const qemu::Build &build, const Setup &s, bool v2, unsigned index,
+	     const std::string &results)
+{
+	qemu::LaneOptions opt;
+	opt.results_root = results;
+	opt.profiles.assign(1 + s.idle.count, Profile::Full);
+	opt.src_knobs.resource_bytes = s.resource_bytes;
+	opt.src_knobs.refuse_precopy_v2 = !v2;
+	opt.dst_knobs.load_us_per_resource = s.load_us_per_resource;
+	opt.dst_knobs.load_ns_per_kib = s.load_ns_per_kib;
+	opt.dst_knobs.resource_bytes = s.resource_bytes;
+	opt.dst_knobs.refuse_precopy_v2 = !v2;
+	qemu::QemuLane lane(ctl, build, fmt::format("downtime_{}_{}_{}", build.label, v2 ? "v2" : "v1", index), opt);
+	const std::string busy = lane.pairs()[0].src.uuid();
+	for (size_t i = 0; i < lane.pairs().size(); i++) {
+		const Role &r = i == 0 ? s.busy : s.idle;
+		const std::string &u = lane.pairs()[i].src.uuid();
+		if (r.initial_resources)
+			ctl.workload(u, control::Workload::Reconfig, r.initial_resources);
+		if (r.scribble_pages)
+			ctl.workload(u, control::Workload::Dirty, r.scribble_pages);
+		if (r.dirty_rate) {
+			control::Knobs k;
+			k.dirty_rate = r.dirty_rate;
+			ctl.set_knobs(u, k);
+		}
+	}
+	// Hold precopy open until the busy device reconfigures: the worst
+	// moment for a legacy consumer and the one REINIT exists for.
+	lane.set_parameters({{"downtime-limit", 1}});
+	lane.start_migration();
+	Run run;
+	auto approvals = [&] { return lane.dst_trace("loadvm_approve_switchover").size(); };
+	if (!qemu::QemuLane::wait_for([&] { return approvals() >= 1; }, 60s)) {
+		run.error = "the destination never approved switchover for the initial data";
+		return run;
+	}
+	if (static_cast<State>(ctl.device(busy).state) != State::PreCopy) {
+		run.error = "precopy was over before the reconfiguration";
+		return run;
+	}
+	ctl.workload(busy, control::Workload::Reconfig, s.busy.late_resources);
+	lane.set_parameters({{"downtime-limit", s.downtime_limit_ms}});
+	auto info = lane.wait_final(180s, /*converge=*/true);
+	if (info.value("status", "") != "completed") {
+		run.error = "migration " + info.value("status", "?") + ": " + info.value("error-desc", "");
+		return run;
+	}
+	run.downtime_ms = info.value("downtime", 0.0);
+	run.total_ms = info.value("total-time", 0.0);
+	for (const auto &t : lane.src_trace("vfio_query_precopy_size"))
+		if (t.args.find(busy) != std::string::npos && t.args.find("reinit 1") != std::string::npos)
+			run.reinits++;
+	run.approvals = static_cast<unsigned>(approvals());
+	for (auto &p : lane.pairs())
+		if (ctl.device(p.src.uuid()).digest != ctl.device(p.dst.uuid()).digest) {
+			run.error = "digests differ on " + p.src.uuid();
+			return run;
+		}
+	run.ok = true;
+	return run;
+}
+
+double median(std::vector<double> v)
+{
+	if (v.empty())
+		return 0;
+	std::sort(v.begin(), v.end());
+	size_t n = v.size();
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int run_experiment(const Setup &s, const std::string &json_out, const std::string &results)
+{
+	const qemu::Build *build = nullptr;
+	for (const auto &b : qemu::lane_builds().found)
+		if (b.has_precopy_info_v2())
+			build = &b;
+	if (!build) {
+		std::fprintf(stderr, "vfio-migctl qemu-downtime: no QEMU with PRECOPY_INFOv2 (11.1+): %s\n",
+			     qemu::lane_missing_reason().c_str());
+		return 4;
+	}
+	control::Client ctl = control::Client::open();
+	std::printf("QEMU %s, %u busy + %u idle devices, %u runs per mode, downtime-limit %u ms\n",
+		    build->version_text.c_str(), s.busy.count, s.idle.count, s.runs, s.downtime_limit_ms);
+	json runs_json = json::array();
+	std::vector<double> down[2], total[2];
+	bool all_ok = true;
+	for (unsigned i = 0; i < s.runs; i++) {
+		for (bool v2 : {false, true}) {
+			Run r = run_once(ctl, *build, s, v2, i, results);
+			const char *mode = v2 ? "v2" : "v1";
+			if (r.ok) {
+				down[v2].push_back(r.downtime_ms);
+				total[v2].push_back(r.total_ms);
+				std::printf("  run %u %s: downtime %.0f ms, total-time %.0f ms, REINIT %u, approvals %u\n",
+					    i + 1, mode, r.downtime_ms, r.total_ms, r.reinits, r.approvals);
+			} else {
+				all_ok = false;
+				std::printf("  run %u %s: FAILED: %s\n", i + 1, mode, r.error.c_str());
+			}
+			std::fflush(stdout);
+			runs_json.push_back({{"run", i + 1}, {"mode", mode}, {"ok", r.ok}, {"error", r.error},
+					     {"downtime_ms", r.downtime_ms}, {"total_ms", r.total_ms},
+					     {"reinits", r.reinits}, {"approvals", r.approvals}});
+		}
+	}
+	double d1 = median(down[0]), d2 = median(down[1]), t1 = median(total[0]), t2 = median(total[1]);
+	auto change = [](double a, double b) { return a > 0 ? 100.0 * (b - a) / a : 0.0; };
+	std::printf("\n%-44s %12s %12s\n", "QEMU's own figures (medians)", "downtime", "total-time");
+	std::printf("%-44s %9.0f ms %9.0f ms\n", "opt-in refused (legacy path, no REINIT)", d1, t1);
+	std::printf("%-44s %9.0f ms %9.0f ms\n", "PRECOPY_INFOv2 (REINIT, re-usable ack)", d2, t2);
+	std::printf("%-44s %10.0f %% %10.0f %%\n", "change", change(d1, d2), change(t1, t2));
+	std::printf("%-44s %s\n", "seeds (mlx5, QEMU series, total downtime)", "2352 -> 1335 ms (-43 %)");
+	std::printf("%-44s %s\n", "seeds (busy device's share)", "1600 -> 520 ms (-67 %)");
+	if (!json_out.empty()) {
+		json j = {{"qemu", build->version_text},
+			  {"runs", runs_json},
+			  {"median", {{"v1", {{"downtime_ms", d1}, {"total_ms", t1}}},
+				      {"v2", {{"downtime_ms", d2}, {"total_ms", t2}}}}},
+			  {"ok", all_ok}};
+		std::ofstream(json_out) << j.dump(2) << "\n";
+	}
+	return all_ok ? 0 : 1;
+}
+
+} // namespace
+
+QemuDowntime::QemuDowntime(CLI::App &app)
+{
+	cmd_ = app.add_subcommand("qemu-downtime",
+				  "The seeds' downtime experiment run by QEMU 11.1 (VFIOMIG_QEMU_11 or QEMU): one busy "
+				  "device reconfiguring during precopy plus idle ones, with PRECOPY_INFOv2 and with the "
+				  "opt-in refused; prints QEMU's downtime and total-time (medians)");
+	cmd_->add_option("-f,--fixture", fixture_, "Fixture (JSON): setup and cost model")->capture_default_str();
+	cmd_->add_option("--runs", runs_, "Runs per mode (default: the fixture's)");
+	cmd_->add_option("--json", json_out_, "Also write the results as JSON to this file");
+	cmd_->add_option("--results", results_, "Folder for QEMU logs and traces (default $VM_RESULTS/qemu)");
+}
+
+bool QemuDowntime::run(int *rc)
+{
+	if (!*cmd_)
+		return false;
+	try {
+		Setup s = load(fixture_);
+		if (runs_ > 0)
+			s.runs = static_cast<unsigned>(runs_);
+		*rc = run_experiment(s, json_out_, results_);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "vfio-migctl qemu-downtime: %s\n", e.what());
+		*rc = 1;
+	}
+	return true;
+}
+
+} // namespace migctl
