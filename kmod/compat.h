@@ -27,14 +27,16 @@
 /*
  * "vfio: Add support for VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2" (7.1):
  * the core takes the opt-in itself and records it per device.  Before
- * that the module keeps its own flag (vme_device.precopy_v2).
+ * that the module keeps its own flag (vme_device.precopy_v2).  Either is
+ * read at every use (the core sets it without the driver's locks), as
+ * vfio_check_precopy_ioctl() does.
  */
 static inline bool vme_core_precopy_v2(struct vfio_device *vdev)
 {
 #if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2)
-	return vdev->precopy_info_v2;
+	return READ_ONCE(vdev->precopy_info_v2);
 #elif defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_FLAGS_FIX)
-	return vdev->precopy_info_flags_fix;
+	return READ_ONCE(vdev->precopy_info_flags_fix);
 #else
 	return false;
 #endif

@@ -267,8 +267,9 @@ static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
  * opts in to flags being an output of VFIO_MIG_GET_PRECOPY_INFO, with
  * VFIO_PRECOPY_INFO_REINIT.  Kernels whose vfio core knows the feature
  * handle it there and never pass it here (see vme_core_precopy_v2()).
- * The opt-in lasts until the device fd is closed and applies to saving
- * sessions started after it.
+ * The opt-in lasts until the device fd is closed and applies from the
+ * next VFIO_MIG_GET_PRECOPY_INFO on, also to a precopy session already
+ * open (vme_save_v2_locked()).
  */
 static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 				  size_t argsz)
@@ -281,7 +282,7 @@ static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 	if (ret != 1)
 		return ret;
 	mutex_lock(&vme->state_mutex);
-	vme->precopy_v2 = true;
+	WRITE_ONCE(vme->precopy_v2, true);
 	vme_state_mutex_unlock(vme);
 	return 0;
 }

@@ -134,7 +134,10 @@ struct vme_device {
 	/* Open resuming session; under state_mutex. */
 	struct vme_migration_file *resuming_migf;
 
-	/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in; under state_mutex. */
+	/*
+	 * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in: written under
+	 * state_mutex, read with READ_ONCE() by the saving file at every use.
+	 */
 	bool precopy_v2;
 	/* The vfio device fd is open; written under state_mutex. */
 	bool opened;

@@ -669,8 +669,14 @@ void op_feature(Ctx &c, Dev &d, const Op &op)
 	case FeatureOut::None:
 		break;
 	}
-	if (fe.opts_in)
+	// The opt-in counts from the next query on, for the precopy session
+	// already open too (the core's vfio_check_precopy_ioctl() reads it at
+	// every query; the module does the same).
+	if (fe.opts_in) {
 		d.v2 = true;
+		if (d.saving)
+			d.saving->v2 = true;
+	}
 }
 
 void op_region(Ctx &c, Dev &d, const Op &op, bool write)
