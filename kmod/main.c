@@ -206,7 +206,11 @@ static int vme_ioctl_get_region_info(struct vme_device *vme, void __user *arg)
 		size = VFIO_MIG_EMU_BAR0_SIZE;
 		break;
 	case VFIO_PCI_BAR2_REGION_INDEX:
-		size = vme->mem_size;
+		/*
+		 * What config-space BAR sizing reports: mem_size rounded up to
+		 * a power of two (QEMU asserts that the two agree).
+		 */
+		size = vme->bar2_size;
 		break;
 	case VFIO_PCI_BAR1_REGION_INDEX:
 	case VFIO_PCI_BAR3_REGION_INDEX ... VFIO_PCI_ROM_REGION_INDEX:

@@ -109,9 +109,9 @@ struct vme_device {
 	 * sizes change only through the MEM_SIZE knob, while the device is
 	 * not open, under state_mutex and dev_lock.
 	 */
-	u64 mem_size;			/* BAR2 size */
+	u64 mem_size;			/* device memory: BAR2's first bytes */
 	unsigned long nr_pages;		/* mem_size / VME_PAGE_SIZE */
-	u64 bar2_size;			/* mem_size rounded up to a power of 2 */
+	u64 bar2_size;			/* BAR2: mem_size rounded up to 2^n */
 	u8 cfg_wmask[VME_CONFIG_SIZE];	/* writable config bits */
 
 	/* Constant after probe: the mdev uuid, as text. */
