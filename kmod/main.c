@@ -159,16 +159,30 @@ static void vme_close_device(struct vfio_device *vdev)
 	vme_close(to_vme(vdev));
 }
 
+/*
+ * read()/write() on the device fd: as vfio-pci and mtty, the position
+ * moves by the bytes transferred.  The vfio core passes the file's f_pos
+ * for read(2)/write(2) (the device fd has no llseek, so it starts at 0)
+ * and a private one for pread(2)/pwrite(2).
+ */
 static ssize_t vme_read(struct vfio_device *vdev, char __user *buf,
 			size_t count, loff_t *ppos)
 {
-	return vme_region_read(to_vme(vdev), buf, count, *ppos);
+	ssize_t ret = vme_region_read(to_vme(vdev), buf, count, *ppos);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
 }
 
 static ssize_t vme_write(struct vfio_device *vdev, const char __user *buf,
 			 size_t count, loff_t *ppos)
 {
-	return vme_region_write(to_vme(vdev), buf, count, *ppos);
+	ssize_t ret = vme_region_write(to_vme(vdev), buf, count, *ppos);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
 }
 
 static int vme_ioctl_get_info(struct vme_device *vme, void __user *arg)
