@@ -6,6 +6,7 @@
 #ifndef VME_COMPAT_H
 #define VME_COMPAT_H
 
+#include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/vfio.h>
 #include <net/genetlink.h>
@@ -41,6 +42,16 @@ static inline bool vme_core_precopy_v2(struct vfio_device *vdev)
 	return false;
 #endif
 }
+
+/*
+ * "eventfd: simplify eventfd_signal()" (v6.8) dropped the count argument;
+ * before it every caller passed 1.
+ */
+#ifdef HAVE_EVENTFD_SIGNAL_NO_COUNT
+#define vme_eventfd_signal(ctx) eventfd_signal(ctx)
+#else
+#define vme_eventfd_signal(ctx) eventfd_signal((ctx), 1)
+#endif
 
 /*
  * "fs: remove no_llseek" (v6.12) dropped the helper: a file marked by

@@ -18,6 +18,7 @@
  * reset_lock (a spinlock) nests inside any of them and nothing is taken
  * under it.  Events are sent with event_lock held (GFP_KERNEL: every
  * caller may sleep) so that their sequence numbers go out in order.
+ * irq_lock is taken alone; only the eventfd's own lock nests inside it.
  */
 #ifndef VME_H
 #define VME_H
@@ -58,6 +59,7 @@ extern atomic_t vme_live_devices;
 extern atomic_t vme_live_files;
 extern atomic_t vme_live_buffers;
 extern atomic_t vme_live_pages;
+extern atomic_t vme_live_eventfds;
 
 struct vme_migration_file;
 
@@ -166,6 +168,17 @@ struct vme_device {
 	struct delayed_work dirty_work;
 	u64 dirty_last_ns;
 	u64 dirty_carry;
+
+	/*
+	 * irq_lock protects err_trigger and req_trigger: the eventfds the
+	 * user registered on VFIO_PCI_ERR_IRQ_INDEX and
+	 * VFIO_PCI_REQ_IRQ_INDEX (NULL: none), each holding a reference on
+	 * its eventfd context until it is replaced, unregistered or the
+	 * device fd is closed.
+	 */
+	struct mutex irq_lock;
+	struct eventfd_ctx *err_trigger;
+	struct eventfd_ctx *req_trigger;
 
 	/* reset_lock protects deferred_reset. */
 	spinlock_t reset_lock;
