@@ -6,6 +6,7 @@
 #ifndef VME_COMPAT_H
 #define VME_COMPAT_H
 
+#include <linux/eventfd.h>
 #include <linux/fs.h>
 #include <linux/vfio.h>
 #include <net/genetlink.h>
@@ -27,7 +28,9 @@
 /*
  * "vfio: Add support for VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2" (7.1):
  * the core takes the opt-in itself and records it per device.  Before
- * that the module keeps its own flag (vme_device.precopy_v2).
+ * that the module keeps its own flag (vme_device.precopy_v2).  Either is
+ * read at every use (the core sets it without the driver's locks), as
+ * vfio_check_precopy_ioctl() does.
  */
 #if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2) || \
 	defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_FLAGS_FIX)
@@ -39,13 +42,23 @@
 static inline bool vme_core_precopy_v2(struct vfio_device *vdev)
 {
 #if defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_V2)
-	return vdev->precopy_info_v2;
+	return READ_ONCE(vdev->precopy_info_v2);
 #elif defined(HAVE_VFIO_DEVICE_PRECOPY_INFO_FLAGS_FIX)
-	return vdev->precopy_info_flags_fix;
+	return READ_ONCE(vdev->precopy_info_flags_fix);
 #else
 	return false;
 #endif
 }
+
+/*
+ * "eventfd: simplify eventfd_signal()" (v6.8) dropped the count argument;
+ * before it every caller passed 1.
+ */
+#ifdef HAVE_EVENTFD_SIGNAL_NO_COUNT
+#define vme_eventfd_signal(ctx) eventfd_signal(ctx)
+#else
+#define vme_eventfd_signal(ctx) eventfd_signal((ctx), 1)
+#endif
 
 /*
  * "fs: remove no_llseek" (v6.12) dropped the helper: a file marked by

@@ -64,7 +64,7 @@ struct vme_migration_file {
 	u64 initial_total;		/* stream offset where initial data ends */
 	u32 initial_res;		/* resources that are initial data */
 	u32 res_sent;
-	bool v2;			/* PRECOPY_INFOv2 opted in at start */
+	bool v2;			/* PRECOPY_INFOv2: seen opted in */
 	bool reinit_report;		/* REINIT not yet reported */
 	u32 reinit_policy;		/* knob, taken at start */
 	u32 res_ctx;			/* RESOURCE_BYTES knob, taken at start */
@@ -278,12 +278,36 @@ static void vme_save_reinit_locked(struct vme_migration_file *migf)
 		!vme_quirk(vme, VFIO_MIG_EMU_QUIRK_INITIAL_GROWS_NO_REINIT);
 }
 
+/*
+ * The PRECOPY_INFOv2 opt-in is looked at on every use, as the core's
+ * vfio_check_precopy_ioctl() (and mlx5) do on every query, never latched
+ * when the session starts: a user may opt in while a precopy session is
+ * open.  From then on the session follows v2: flags is an output and new
+ * critical data is REINIT.  What it did under v1 stands (resources already
+ * counted as dirty data stay so), and a REINIT noted under v1 (for quirk
+ * reinit-without-optin) is dropped: it announced no new initial data.
+ * The opt-in only ends with the device fd, which ends the session too.
+ */
+static bool vme_save_v2_locked(struct vme_migration_file *migf)
+{
+	struct vme_device *vme = migf->vme;
+
+	lockdep_assert_held(&migf->lock);
+	if (!migf->v2 && (READ_ONCE(vme->precopy_v2) ||
+			  vme_core_precopy_v2(&vme->vdev))) {
+		migf->v2 = true;
+		migf->reinit_report = false;
+	}
+	return migf->v2;
+}
+
 static void vme_save_sync_locked(struct vme_migration_file *migf)
 {
 	struct vme_device *vme = migf->vme;
 
 	lockdep_assert_held(&migf->lock);
 	lockdep_assert_held(&vme->dev_lock);
+	vme_save_v2_locked(migf);
 	if (vme->res_changed) {
 		vme->res_changed = false;
 		if (migf->v2 && !migf->stop_copy &&
@@ -646,10 +670,14 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 		return ret;
 	}
 
+	vme_save_v2_locked(migf);
 	mutex_lock(&vme->dev_lock);
 	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
 	mutex_unlock(&vme->dev_lock);
-	/* v2: flags is an output.  Without the opt-in it is echoed back. */
+	/*
+	 * v2: flags is an output.  Without the opt-in it is echoed back.
+	 * The opt-in is the one in force now (vme_save_v2_locked()).
+	 */
 	if (migf->v2 &&
 	    !vme_quirk(vme, VFIO_MIG_EMU_QUIRK_FLAGS_ECHO_AFTER_V2)) {
 		info.flags = migf->reinit_report ? VFIO_PRECOPY_INFO_REINIT : 0;
@@ -723,7 +751,8 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 
 	/* Not visible to anyone yet: no need for migf->lock. */
 	migf->stop_copy = stop_copy;
-	migf->v2 = vme->precopy_v2 || vme_core_precopy_v2(&vme->vdev);
+	migf->v2 = READ_ONCE(vme->precopy_v2) ||
+		   vme_core_precopy_v2(&vme->vdev);
 	migf->reinit_policy = vme->knobs.reinit_policy;
 	migf->res_ctx = vme->knobs.resource_bytes;
 	migf->res_rec = vme_resource_record_bytes(migf->res_ctx);

@@ -759,14 +759,23 @@ static ssize_t vme_bar0_rw(struct vme_device *vme, char __user *ubuf,
 	return ret ?: 4;
 }
 
+/*
+ * BAR2 is bar2_size long (a power of two, as BAR sizing needs); the device
+ * memory fills its first mem_size bytes.  The tail past it is unbacked BAR
+ * space: it reads zero and drops writes, and is never part of the digest
+ * or the migration stream.  Writes are refused (EBUSY) in the states where
+ * the device must not change, tail or not.  mem_size is a multiple of the
+ * page size, so a chunk lies wholly in the memory or in the tail.
+ */
 static ssize_t vme_bar2_rw(struct vme_device *vme, char __user *ubuf,
 			   size_t count, u64 off, bool write)
 {
 	size_t done = 0, chunk;
 	ssize_t ret = 0;
 	void *buf;
+	bool tail;
 
-	if (off >= vme->mem_size || count > vme->mem_size - off)
+	if (off >= vme->bar2_size || count > vme->bar2_size - off)
 		return -EINVAL;
 
 	buf = kmalloc(VME_PAGE_SIZE, GFP_KERNEL);
@@ -776,20 +785,26 @@ static ssize_t vme_bar2_rw(struct vme_device *vme, char __user *ubuf,
 	while (done < count) {
 		chunk = min_t(size_t, count - done,
 			      VME_PAGE_SIZE - (off + done) % VME_PAGE_SIZE);
+		tail = off + done >= vme->mem_size;
 		if (write) {
 			if (copy_from_user(buf, ubuf + done, chunk)) {
 				ret = -EFAULT;
 				break;
 			}
 			mutex_lock(&vme->dev_lock);
-			if (vme_state_writable(vme->mig_state))
+			if (!vme_state_writable(vme->mig_state))
+				ret = -EBUSY;
+			else if (!tail)
 				ret = vme_mem_write_locked(vme, off + done, buf,
 							   chunk);
-			else
-				ret = -EBUSY;
 			mutex_unlock(&vme->dev_lock);
 			if (ret)
 				break;
+		} else if (tail) {
+			if (clear_user(ubuf + done, chunk)) {
+				ret = -EFAULT;
+				break;
+			}
 		} else {
 			mutex_lock(&vme->dev_lock);
 			vme_mem_read_locked(vme, off + done, buf, chunk);

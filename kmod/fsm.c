@@ -149,7 +149,7 @@ void vme_close(struct vme_device *vme)
 {
 	mutex_lock(&vme->state_mutex);
 	vme_disable_files_locked(vme);
-	vme->precopy_v2 = false;
+	WRITE_ONCE(vme->precopy_v2, false);
 	WRITE_ONCE(vme->opened, false);
 	cancel_delayed_work_sync(&vme->dirty_work);
 	vme_state_mutex_unlock(vme);

@@ -6,6 +6,7 @@
  * with one mdev type per profile, and the vfio_device_ops.
  */
 #include <linux/device.h>
+#include <linux/eventfd.h>
 #include <linux/mdev.h>
 #include <linux/module.h>
 #include <linux/pci.h>
@@ -21,6 +22,7 @@ atomic_t vme_live_devices = ATOMIC_INIT(0);
 atomic_t vme_live_files = ATOMIC_INIT(0);
 atomic_t vme_live_buffers = ATOMIC_INIT(0);
 atomic_t vme_live_pages = ATOMIC_INIT(0);
+atomic_t vme_live_eventfds = ATOMIC_INIT(0);
 
 /* vme_devices_lock protects vme_devices: the registered instances. */
 DEFINE_MUTEX(vme_devices_lock);
@@ -117,6 +119,7 @@ static int vme_init_dev(struct vfio_device *vdev)
 	mutex_init(&vme->state_mutex);
 	spin_lock_init(&vme->reset_lock);
 	mutex_init(&vme->event_lock);
+	mutex_init(&vme->irq_lock);
 	vme_faults_init(vme);
 	INIT_DELAYED_WORK(&vme->dirty_work, vme_dirty_work_fn);
 	INIT_LIST_HEAD(&vme->node);
@@ -136,6 +139,7 @@ static void vme_release_dev(struct vfio_device *vdev)
 	cancel_delayed_work_sync(&vme->dirty_work);
 	vme_faults_fini(vme);
 	vme_device_fini(vme);
+	mutex_destroy(&vme->irq_lock);
 	mutex_destroy(&vme->event_lock);
 	mutex_destroy(&vme->state_mutex);
 	atomic_dec(&vme_live_devices);
@@ -154,21 +158,146 @@ static int vme_open_device(struct vfio_device *vdev)
 	return 0;
 }
 
-static void vme_close_device(struct vfio_device *vdev)
+/* ---- interrupts: the ERR and REQ eventfds ---------------------------- */
+
+/*
+ * Vectors of IRQ index @index: one each for ERR and REQ, as vfio-pci
+ * offers them (QEMU enables error recovery and device requests on them);
+ * the emulated device raises no INTx, MSI or MSI-X.
+ */
+static u32 vme_irq_count(u32 index)
 {
-	vme_close(to_vme(vdev));
+	return index == VFIO_PCI_ERR_IRQ_INDEX ||
+	       index == VFIO_PCI_REQ_IRQ_INDEX;
 }
 
+/* Installs @ctx (NULL: none) as @trigger, dropping the one it replaces. */
+static void vme_trigger_replace_locked(struct vme_device *vme,
+				       struct eventfd_ctx **trigger,
+				       struct eventfd_ctx *ctx)
+{
+	lockdep_assert_held(&vme->irq_lock);
+	if (*trigger) {
+		eventfd_ctx_put(*trigger);
+		atomic_dec(&vme_live_eventfds);
+	}
+	*trigger = ctx;
+	if (ctx)
+		atomic_inc(&vme_live_eventfds);
+}
+
+/*
+ * ACTION_TRIGGER on ERR or REQ, as vfio-pci's
+ * vfio_pci_set_ctx_trigger_single(): DATA_NONE signals the trigger
+ * (count 1, loopback) or tears it down (count 0), EINVAL when none is
+ * registered; DATA_BOOL signals it when the byte is set; DATA_EVENTFD
+ * registers the eventfd, or unregisters with fd -1.
+ */
+static int vme_set_trigger_locked(struct vme_device *vme, u32 index,
+				  u32 count, u32 flags, const void *data)
+{
+	struct eventfd_ctx **trigger = index == VFIO_PCI_ERR_IRQ_INDEX ?
+				       &vme->err_trigger : &vme->req_trigger;
+	struct eventfd_ctx *ctx;
+	s32 fd;
+
+	lockdep_assert_held(&vme->irq_lock);
+	switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+	case VFIO_IRQ_SET_DATA_NONE:
+		if (!*trigger)
+			return -EINVAL;
+		if (count)
+			vme_eventfd_signal(*trigger);
+		else
+			vme_trigger_replace_locked(vme, trigger, NULL);
+		return 0;
+	case VFIO_IRQ_SET_DATA_BOOL:
+		if (!count)
+			return -EINVAL;
+		if (*(const u8 *)data && *trigger)
+			vme_eventfd_signal(*trigger);
+		return 0;
+	case VFIO_IRQ_SET_DATA_EVENTFD:
+		if (!count)
+			return -EINVAL;
+		fd = *(const s32 *)data;
+		if (fd == -1) {
+			vme_trigger_replace_locked(vme, trigger, NULL);
+			return 0;
+		}
+		if (fd < 0)
+			return -EINVAL;
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+		vme_trigger_replace_locked(vme, trigger, ctx);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void vme_irqs_release(struct vme_device *vme)
+{
+	mutex_lock(&vme->irq_lock);
+	vme_trigger_replace_locked(vme, &vme->err_trigger, NULL);
+	vme_trigger_replace_locked(vme, &vme->req_trigger, NULL);
+	mutex_unlock(&vme->irq_lock);
+}
+
+/*
+ * vfio_device_ops.request: the instance is being removed while its device
+ * fd is open.  As vfio-pci, ask the user to release the device through the
+ * REQ eventfd; the vfio core calls again every 10 s until it is released.
+ */
+static void vme_request(struct vfio_device *vdev, unsigned int count)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	mutex_lock(&vme->irq_lock);
+	if (vme->req_trigger) {
+		dev_dbg(vdev->dev, "relaying device request to user (#%u)\n",
+			count);
+		vme_eventfd_signal(vme->req_trigger);
+	} else if (!count) {
+		dev_dbg(vdev->dev,
+			"no device request channel registered, blocked until released by user\n");
+	}
+	mutex_unlock(&vme->irq_lock);
+}
+
+static void vme_close_device(struct vfio_device *vdev)
+{
+	struct vme_device *vme = to_vme(vdev);
+
+	vme_close(vme);
+	/* The triggers belong to this user of the device (as vfio-pci). */
+	vme_irqs_release(vme);
+}
+
+/*
+ * read()/write() on the device fd: as vfio-pci and mtty, the position
+ * moves by the bytes transferred.  The vfio core passes the file's f_pos
+ * for read(2)/write(2) (the device fd has no llseek, so it starts at 0)
+ * and a private one for pread(2)/pwrite(2).
+ */
 static ssize_t vme_read(struct vfio_device *vdev, char __user *buf,
 			size_t count, loff_t *ppos)
 {
-	return vme_region_read(to_vme(vdev), buf, count, *ppos);
+	ssize_t ret = vme_region_read(to_vme(vdev), buf, count, *ppos);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
 }
 
 static ssize_t vme_write(struct vfio_device *vdev, const char __user *buf,
 			 size_t count, loff_t *ppos)
 {
-	return vme_region_write(to_vme(vdev), buf, count, *ppos);
+	ssize_t ret = vme_region_write(to_vme(vdev), buf, count, *ppos);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
 }
 
 static int vme_ioctl_get_info(struct vme_device *vme, void __user *arg)
@@ -206,7 +335,11 @@ static int vme_ioctl_get_region_info(struct vme_device *vme, void __user *arg)
 		size = VFIO_MIG_EMU_BAR0_SIZE;
 		break;
 	case VFIO_PCI_BAR2_REGION_INDEX:
-		size = vme->mem_size;
+		/*
+		 * What config-space BAR sizing reports: mem_size rounded up to
+		 * a power of two (QEMU asserts that the two agree).
+		 */
+		size = vme->bar2_size;
 		break;
 	case VFIO_PCI_BAR1_REGION_INDEX:
 	case VFIO_PCI_BAR3_REGION_INDEX ... VFIO_PCI_ROM_REGION_INDEX:
@@ -235,10 +368,44 @@ static int vme_ioctl_get_irq_info(struct vme_device *vme, void __user *arg)
 	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
 		return -EINVAL;
 
-	/* The emulated device raises no interrupts. */
-	info.flags = 0;
-	info.count = 0;
+	/* ERR and REQ: one eventfd each (vfio-pci); nothing else. */
+	info.count = vme_irq_count(info.index);
+	info.flags = info.count ? VFIO_IRQ_INFO_EVENTFD |
+				  VFIO_IRQ_INFO_NORESIZE : 0;
 	return copy_to_user(arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static int vme_ioctl_set_irqs(struct vme_device *vme,
+			      struct vfio_irq_set __user *arg)
+{
+	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
+	struct vfio_irq_set hdr;
+	size_t data_size = 0;
+	u8 *data = NULL;
+	int ret;
+
+	if (copy_from_user(&hdr, arg, minsz))
+		return -EFAULT;
+	/* Only ERR and REQ have a vector: anything else is EINVAL here. */
+	ret = vfio_set_irqs_validate_and_prepare(&hdr, vme_irq_count(hdr.index),
+						 VFIO_PCI_NUM_IRQS, &data_size);
+	if (ret)
+		return ret;
+	/* No MASK/UNMASK for ERR and REQ (vfio-pci: ENOTTY). */
+	if ((hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) !=
+	    VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -ENOTTY;
+	if (data_size) {
+		data = memdup_user(&arg->data, data_size);
+		if (IS_ERR(data))
+			return PTR_ERR(data);
+	}
+	mutex_lock(&vme->irq_lock);
+	ret = vme_set_trigger_locked(vme, hdr.index, hdr.count, hdr.flags,
+				     data);
+	mutex_unlock(&vme->irq_lock);
+	kfree(data);
+	return ret;
 }
 
 static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
@@ -255,7 +422,7 @@ static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	case VFIO_DEVICE_GET_IRQ_INFO:
 		return vme_ioctl_get_irq_info(vme, uarg);
 	case VFIO_DEVICE_SET_IRQS:
-		return -EINVAL;
+		return vme_ioctl_set_irqs(vme, uarg);
 	case VFIO_DEVICE_RESET:
 		return vme_reset(vme);
 	}
@@ -267,8 +434,9 @@ static long vme_ioctl(struct vfio_device *vdev, unsigned int cmd,
  * opts in to flags being an output of VFIO_MIG_GET_PRECOPY_INFO, with
  * VFIO_PRECOPY_INFO_REINIT.  Kernels whose vfio core knows the feature
  * handle it there and never pass it here (see vme_core_precopy_v2()).
- * The opt-in lasts until the device fd is closed and applies to saving
- * sessions started after it.
+ * The opt-in lasts until the device fd is closed and applies from the
+ * next VFIO_MIG_GET_PRECOPY_INFO on, also to a precopy session already
+ * open (vme_save_v2_locked()).
  */
 static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 				  size_t argsz)
@@ -282,7 +450,7 @@ static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 	if (ret != 1)
 		return ret;
 	mutex_lock(&vme->state_mutex);
-	vme->precopy_v2 = true;
+	WRITE_ONCE(vme->precopy_v2, true);
 	vme_state_mutex_unlock(vme);
 	return 0;
 }
@@ -312,6 +480,7 @@ static const struct vfio_device_ops vme_dev_ops = {
 	.write = vme_write,
 	.ioctl = vme_ioctl,
 	.device_feature = vme_device_feature,
+	.request = vme_request,
 #ifdef HAVE_VFIO_IOMMUFD_EMULATED
 	.bind_iommufd = vfio_iommufd_emulated_bind,
 	.unbind_iommufd = vfio_iommufd_emulated_unbind,
@@ -383,12 +552,14 @@ VME_COUNTER_ATTR(live_devices);
 VME_COUNTER_ATTR(live_files);
 VME_COUNTER_ATTR(live_buffers);
 VME_COUNTER_ATTR(live_pages);
+VME_COUNTER_ATTR(live_eventfds);
 
 static struct attribute *vme_stats_attrs[] = {
 	&dev_attr_live_devices.attr,
 	&dev_attr_live_files.attr,
 	&dev_attr_live_buffers.attr,
 	&dev_attr_live_pages.attr,
+	&dev_attr_live_eventfds.attr,
 	NULL,
 };
 

@@ -18,6 +18,7 @@
  * reset_lock (a spinlock) nests inside any of them and nothing is taken
  * under it.  Events are sent with event_lock held (GFP_KERNEL: every
  * caller may sleep) so that their sequence numbers go out in order.
+ * irq_lock is taken alone; only the eventfd's own lock nests inside it.
  */
 #ifndef VME_H
 #define VME_H
@@ -58,6 +59,7 @@ extern atomic_t vme_live_devices;
 extern atomic_t vme_live_files;
 extern atomic_t vme_live_buffers;
 extern atomic_t vme_live_pages;
+extern atomic_t vme_live_eventfds;
 
 struct vme_migration_file;
 
@@ -110,9 +112,9 @@ struct vme_device {
 	 * sizes change only through the MEM_SIZE knob, while the device is
 	 * not open, under state_mutex and dev_lock.
 	 */
-	u64 mem_size;			/* BAR2 size */
+	u64 mem_size;			/* device memory: BAR2's first bytes */
 	unsigned long nr_pages;		/* mem_size / VME_PAGE_SIZE */
-	u64 bar2_size;			/* mem_size rounded up to a power of 2 */
+	u64 bar2_size;			/* BAR2: mem_size rounded up to 2^n */
 	u8 cfg_wmask[VME_CONFIG_SIZE];	/* writable config bits */
 
 	/* Constant after probe: the mdev uuid, as text. */
@@ -135,7 +137,10 @@ struct vme_device {
 	/* Open resuming session; under state_mutex. */
 	struct vme_migration_file *resuming_migf;
 
-	/* VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in; under state_mutex. */
+	/*
+	 * VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in: written under
+	 * state_mutex, read with READ_ONCE() by the saving file at every use.
+	 */
 	bool precopy_v2;
 	/* The vfio device fd is open; written under state_mutex. */
 	bool opened;
@@ -164,6 +169,17 @@ struct vme_device {
 	struct delayed_work dirty_work;
 	u64 dirty_last_ns;
 	u64 dirty_carry;
+
+	/*
+	 * irq_lock protects err_trigger and req_trigger: the eventfds the
+	 * user registered on VFIO_PCI_ERR_IRQ_INDEX and
+	 * VFIO_PCI_REQ_IRQ_INDEX (NULL: none), each holding a reference on
+	 * its eventfd context until it is replaced, unregistered or the
+	 * device fd is closed.
+	 */
+	struct mutex irq_lock;
+	struct eventfd_ctx *err_trigger;
+	struct eventfd_ctx *req_trigger;
 
 	/* reset_lock protects deferred_reset. */
 	spinlock_t reset_lock;

@@ -1,5 +1,6 @@
 #include "model.hpp"
 
+#include <bit>
 #include <cerrno>
 
 #include "vfio_mig_emu.h"
@@ -48,12 +49,14 @@ Expect expect_region(std::uint32_t index, std::uint64_t off, std::uint64_t size,
 								  : Expect::success().or_err(ENOSPC);
 		return Expect::success();
 	}
-	case 2: // BAR2: device memory
-		if (off >= mem_size || size > mem_size - off)
+	case 2: { // BAR2: device memory, then zeroes up to the power of two
+		std::uint64_t bar = std::bit_ceil(mem_size);
+		if (off >= bar || size > bar - off)
 			return Expect::fail(EINVAL);
 		if (write && !writable)
 			return Expect::fail(EBUSY);
 		return Expect::success();
+	}
 	default: // size-0 regions and undefined indexes
 		return Expect::fail(EINVAL);
 	}

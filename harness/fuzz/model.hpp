@@ -36,8 +36,10 @@ struct Expect {
 bool state_writable(State s);
 
 /// A pread/pwrite of `size` bytes at `off` of region `index`, the device
-/// in a state where writes are (not) accepted, BAR2 of `mem_size` bytes;
-/// `value` is what a 4-byte BAR0 write carries.  Success means all bytes.
+/// in a state where writes are (not) accepted, `mem_size` bytes of device
+/// memory (BAR2 is that rounded up to a power of two; the tail reads zero
+/// and takes writes where memory writes are accepted); `value` is what a
+/// 4-byte BAR0 write carries.  Success means all bytes.
 Expect expect_region(std::uint32_t index, std::uint64_t off, std::uint64_t size, bool write, bool writable,
 		     std::uint64_t mem_size, std::uint32_t value);
 

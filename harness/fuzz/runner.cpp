@@ -17,6 +17,7 @@
 #include "model.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/control.hpp"
+#include "vfiomig/emu.hpp"
 #include "vfiomig/mdev.hpp"
 #include "vfiomig/stream.hpp"
 #include "vfiomig/uapi.hpp"
@@ -669,8 +670,14 @@ void op_feature(Ctx &c, Dev &d, const Op &op)
 	case FeatureOut::None:
 		break;
 	}
-	if (fe.opts_in)
+	// The opt-in counts from the next query on, for the precopy session
+	// already open too (the core's vfio_check_precopy_ioctl() reads it at
+	// every query; the module does the same).
+	if (fe.opts_in) {
 		d.v2 = true;
+		if (d.saving)
+			d.saving->v2 = true;
+	}
 }
 
 void op_region(Ctx &c, Dev &d, const Op &op, bool write)
@@ -1166,7 +1173,9 @@ RunResult run(const std::vector<std::vector<Op>> &lists, const RunOptions &opt)
 		d->dev.emplace(Device::open_sysfs(d->mdev->sysfs_path()));
 		d->open = true;
 		d->flags = d->dev->migration_flags();
-		d->mem_size = d->dev->region_info(VFIO_PCI_BAR2_REGION_INDEX).size;
+		// BAR2's region is mem_size rounded up to a power of two: the
+		// registers give the memory size.
+		d->mem_size = emu::mem_size(*d->dev);
 		w.devs.push_back(std::move(d));
 	}
 	{

@@ -27,6 +27,7 @@ constexpr std::uint8_t kCanary = 0xa5;   // ... and what they hold
 constexpr std::size_t kIoLen = 4096;     // read()/write() length
 constexpr std::uint32_t kUnknownFeatureFlag = 1u << 19; // next to PROBE, undefined
 constexpr std::uint32_t kUnknownInfoFlag = 0x80000000u;
+constexpr std::uint32_t kJunkInfoFlags = 0xdead; // REINIT and undefined bits
 
 enum class Kind { Feature, PrecopyInfo, Read, Write, Poll, Lseek, Pread, Pwrite, Mmap };
 /// The fd a call is made on: the device fd or a data fd of either kind.
@@ -47,6 +48,7 @@ enum class Scene {
 	Resuming,
 	Rejected,        ///< RESUMING after a write the device refused
 	ReinitPending,   ///< PRE_COPY with the v2 opt-in, REINIT not yet reported
+	OptInInPreCopy,  ///< PRE_COPY entered without the v2 opt-in, opted in after
 };
 
 /// What happens to the session (or device) after the scene, before the call.
@@ -96,6 +98,7 @@ struct CondDef {
 	std::size_t len = kIoLen;                ///< read()/write() length
 	Verify verify = Verify::None;
 	bool v2_device = false;
+	bool fresh_device = false;               ///< an instance of its own (the opt-in dies with it)
 };
 
 const std::map<std::string, CondDef> &conditions()
@@ -112,6 +115,8 @@ const std::map<std::string, CondDef> &conditions()
 				     .verify = Verify::FlagsEchoed};
 		c["unknown_flag_v2"] = {.scene = Scene::PreCopy, .info_flags = kUnknownInfoFlag,
 					.verify = Verify::FlagsOutput, .v2_device = true};
+		c["opt_in_during_pre_copy"] = {.scene = Scene::OptInInPreCopy, .info_flags = kJunkInfoFlags,
+					       .verify = Verify::FlagsOutput, .fresh_device = true};
 		c["get_and_set"] = {.dir = Dir::GetSet};
 		c["no_direction"] = {.dir = Dir::None};
 		c["opposite_direction"] = {.dir = Dir::Opposite};
@@ -212,7 +217,7 @@ const std::vector<CallDef> &calls()
 		};
 		c.push_back(fd_call("precopy_info", Kind::PrecopyInfo, Role::Saving, Scene::PreCopy,
 				    with_ended({"in_pre_copy", "in_pre_copy_p2p", "argsz_too_small", "argsz_zero",
-						"argsz_larger", "unknown_flag", "unknown_flag_v2", "null_pointer",
+						"argsz_larger", "unknown_flag", "unknown_flag_v2", "opt_in_during_pre_copy", "null_pointer",
 						"buffer_straddles", "buffer_readonly", "readonly_reinit_pending",
 						"wrong_fd_device", "wrong_fd_resuming", "in_stop_copy",
 						"pre_copy_then_stop_copy"})));
@@ -379,6 +384,10 @@ void enter_scene(Ctx &c, Scene s)
 	case Scene::TemporaryEnd:
 	case Scene::ReinitPending:
 		c.session = d.set_state(State::PreCopy);
+		break;
+	case Scene::OptInInPreCopy:
+		c.session = d.set_state(State::PreCopy);
+		d.try_precopy_v2_opt_in().value();
 		break;
 	case Scene::PreCopyP2P:
 		c.session = d.set_state(State::PreCopyP2P);
@@ -781,7 +790,7 @@ void run(const Row &row, Devices &devs)
 	if (row.expected.untested)
 		GTEST_SKIP() << "row " << row.line << " is not exercised: " << row.rule;
 
-	if (c.cond->life == Lifecycle::DeviceClosed) {
+	if (c.cond->life == Lifecycle::DeviceClosed || c.cond->fresh_device) {
 		c.fresh = Fresh::make(devs.profile);
 		c.dev = &c.fresh->dev;
 	} else if (c.call->v2_device || c.cond->v2_device) {

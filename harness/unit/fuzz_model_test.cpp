@@ -81,6 +81,12 @@ TEST(FuzzModel, RegionRulesFollowTheUapiHeader)
 	EXPECT_TRUE(expect_region(2, kMem - 4096, 4097, false, true, kMem, 0).allows(EINVAL));
 	EXPECT_TRUE(expect_region(2, 0, 1, true, false, kMem, 0).allows(EBUSY));
 	EXPECT_FALSE(expect_region(2, 0, 1, true, false, kMem, 0).allows(0));
+	// BAR2 of 3 pages is 4 pages long: the tail is there, past it nothing.
+	EXPECT_TRUE(expect_region(2, 3 * 4096, 4096, false, true, 3 * 4096, 0).allows(0));
+	EXPECT_TRUE(expect_region(2, 3 * 4096 - 8, 16, true, true, 3 * 4096, 0).allows(0));
+	EXPECT_TRUE(expect_region(2, 3 * 4096, 4, true, false, 3 * 4096, 0).allows(EBUSY));
+	EXPECT_TRUE(expect_region(2, 4 * 4096, 1, false, true, 3 * 4096, 0).allows(EINVAL));
+	EXPECT_FALSE(expect_region(2, 4 * 4096 - 1, 2, false, true, 3 * 4096, 0).allows(0));
 	// Size-0 regions.
 	EXPECT_TRUE(expect_region(1, 0, 4, false, true, kMem, 0).allows(EINVAL));
 	EXPECT_TRUE(state_writable(State::PreCopyP2P));

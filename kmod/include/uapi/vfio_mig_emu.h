@@ -44,7 +44,11 @@ enum vfio_mig_emu_profile {
 
 #define VFIO_MIG_EMU_PROFILE_NAMES	{ "full", "stopcopy", "p2p", "precopy" }
 
-/* Default device memory (BAR2) size of a new instance. */
+/*
+ * Default device memory size of a new instance.  The memory fills the
+ * start of BAR2; BAR2 is the memory size rounded up to a power of two
+ * (REGION_INFO and config-space BAR sizing agree), the tail reads zero.
+ */
 #define VFIO_MIG_EMU_DEFAULT_MEM_SIZE	(1024 * 1024)
 
 /* Dirty tracking and stream granularity; independent of the host PAGE_SIZE. */
@@ -56,7 +60,10 @@ enum vfio_mig_emu_profile {
  *                                 0x40..0xff is a vendor-specific scratch
  *                                 area, read/write and migrated.
  *   VFIO_PCI_BAR0_REGION_INDEX    the register file below (4 KiB).
- *   VFIO_PCI_BAR2_REGION_INDEX    device memory, the bulk of the state.
+ *   VFIO_PCI_BAR2_REGION_INDEX    device memory, the bulk of the state;
+ *                                 the region is the memory size rounded
+ *                                 up to a power of two, the tail past
+ *                                 the memory reads zero, drops writes.
  * All other BARs, ROM and VGA have size 0.
  */
 #define VFIO_MIG_EMU_CONFIG_SIZE	256
@@ -74,8 +81,8 @@ enum vfio_mig_emu_profile {
 #define VFIO_MIG_EMU_REG_VERSION	0x004	/* RO: register layout version */
 #define VFIO_MIG_EMU_REG_PROFILE	0x008	/* RO: enum vfio_mig_emu_profile */
 #define VFIO_MIG_EMU_REG_STATE		0x00c	/* RO: enum vfio_device_mig_state */
-#define VFIO_MIG_EMU_REG_MEM_SIZE_LO	0x010	/* RO: BAR2 size, low 32 bits */
-#define VFIO_MIG_EMU_REG_MEM_SIZE_HI	0x014	/* RO: BAR2 size, high 32 bits */
+#define VFIO_MIG_EMU_REG_MEM_SIZE_LO	0x010	/* RO: memory size, low 32 bits */
+#define VFIO_MIG_EMU_REG_MEM_SIZE_HI	0x014	/* RO: memory size, high 32 bits */
 #define VFIO_MIG_EMU_REG_DIGEST		0x018	/* RO: state digest, see below */
 #define VFIO_MIG_EMU_REG_DIRTY_DOORBELL	0x020	/* WO: workload dirties N pages */
 #define VFIO_MIG_EMU_REG_RECONFIG_DOORBELL 0x024 /* WO: add N resources */
