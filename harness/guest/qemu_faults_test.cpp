@@ -87,14 +87,13 @@ std::vector<FaultCase> fault_cases()
 			out.insert(out.end(), c.begin(), c.end());
 			continue;
 		}
-		// One case per effect, spread over the sites and both sides.
+		// make check's share (its time budget): a failed arc into ERROR
+		// on the source, a corrupt stream, a failed write on the
+		// destination, a lying size.
 		out.push_back({b.label, false, Site::SetState, State::PreCopyP2P, State::StopCopy, Effect::FailToError});
-		out.push_back({b.label, true, Site::SetState, State::Stop, State::RunningP2P, Effect::Fail});
 		out.push_back({b.label, false, Site::Read, State::Error, State::Error, Effect::Corrupt});
-		out.push_back({b.label, false, Site::Read, State::Error, State::Error, Effect::ShortIo});
-		out.push_back({b.label, true, Site::Write, State::Error, State::Error, Effect::Delay});
+		out.push_back({b.label, true, Site::Write, State::Error, State::Error, Effect::Fail});
 		out.push_back({b.label, false, Site::DataSize, State::Error, State::Error, Effect::GarbageSize});
-		out.push_back({b.label, false, Site::PrecopyInfo, State::Error, State::Error, Effect::GarbageSize});
 	}
 	if (out.empty())
 		out.push_back({});
@@ -223,8 +222,14 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 		auto again = lane.wait_final(90s, /*converge=*/true);
 		retry = again.value("status", "?");
 		EXPECT_EQ(retry, "completed") << "a retry after the fault was cleared: " << again.dump();
-		if (retry == "completed")
-			EXPECT_EQ(device_info(dst).digest, retry_before) << "retry";
+		// A source device that stopped cleanly holds what STOP_COPY
+		// saved; QEMU may have written its config space after the reset
+		// that preceded the retry, so compare with it where it stopped.
+		if (retry == "completed") {
+			auto s = device_info(src);
+			std::uint32_t expect = static_cast<State>(s.state) == State::Stop ? s.digest : retry_before;
+			EXPECT_EQ(device_info(dst).digest, expect) << "retry";
+		}
 	}
 
 	bool names_device = error.find(src) != std::string::npos || error.find(dst) != std::string::npos ||
