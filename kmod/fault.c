@@ -129,8 +129,13 @@ int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
 	return act->effect;
 }
 
-/* @f is validated and owned by the list on success. */
-int vme_fault_add(struct vme_device *vme, struct vme_fault *f)
+/*
+ * @f is validated and owned by the list on success; @added receives a
+ * copy of it as added, taken under fault_lock: once @f is on the list a
+ * call at its site may count it and FAULT_CLEAR may free it.
+ */
+int vme_fault_add(struct vme_device *vme, struct vme_fault *f,
+		  struct vme_fault *added)
 {
 	int ret = 0;
 
@@ -145,6 +150,7 @@ int vme_fault_add(struct vme_device *vme, struct vme_fault *f)
 	f->hits = 0;
 	list_add_tail(&f->node, &vme->faults);
 	vme->nr_faults++;
+	*added = *f;
 out_unlock:
 	mutex_unlock(&vme->fault_lock);
 	return ret;

@@ -924,7 +924,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = PTR_ERR(vme);
 		goto err_free;
 	}
-	ret = vme_fault_add(vme, f);
+	ret = vme_fault_add(vme, f, &copy);
 	if (ret) {
 		NL_SET_ERR_MSG_ATTR_FMT(info->extack,
 					info->attrs[VFIO_MIG_EMU_A_FAULT],
@@ -933,10 +933,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 		vfio_put_device(&vme->vdev);
 		goto err_free;
 	}
-	/* The list owns f now; reply from a copy of what was added. */
-	copy = *f;
-	copy.calls = 0;
-	copy.hits = 0;
+	/* The list owns f now (FAULT_CLEAR may free it): reply from the copy. */
 	ret = vme_nl_reply(info, VFIO_MIG_EMU_CMD_FAULT_ADD, vme,
 			   vme_nl_fill_fault_id, &copy);
 	vfio_put_device(&vme->vdev);

@@ -292,7 +292,8 @@ void vme_faults_init(struct vme_device *vme);
 void vme_faults_fini(struct vme_device *vme);
 int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
 		    struct vme_fault_act *act);
-int vme_fault_add(struct vme_device *vme, struct vme_fault *f);
+int vme_fault_add(struct vme_device *vme, struct vme_fault *f,
+		  struct vme_fault *added);
 int vme_fault_clear(struct vme_device *vme, u32 id, bool all);
 void vme_sleep_us(u32 us);
 
