@@ -871,6 +871,19 @@ static int vme_nl_parse_fault(struct nlattr *nest, struct vme_fault *f,
 		f->err = EIO;
 		if (tb[VFIO_MIG_EMU_FAULT_ERRNO])
 			f->err = nla_get_u32(tb[VFIO_MIG_EMU_FAULT_ERRNO]);
+		/*
+		 * Only errnos userspace can see: 512 and up are the kernel's
+		 * own (-ERESTARTSYS would reach the caller as 512,
+		 * -ERESTARTNOINTR restarts the syscall into the same fault).
+		 */
+		if (f->err > VFIO_MIG_EMU_MAX_FAULT_ERRNO) {
+			NL_SET_ERR_MSG_ATTR_FMT(extack,
+						tb[VFIO_MIG_EMU_FAULT_ERRNO],
+						"FAULT_ERRNO %u is kernel-internal or no errno: userspace can see 1..%u",
+						f->err,
+						VFIO_MIG_EMU_MAX_FAULT_ERRNO);
+			return -EINVAL;
+		}
 	} else {
 		ret = vme_nl_fault_reject(tb, VFIO_MIG_EMU_FAULT_ERRNO,
 					  "FAULT_ERRNO is for EFFECT_FAIL and EFFECT_FAIL_TO_ERROR only",

@@ -10,9 +10,12 @@
 #include <netlink/netlink.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vfio_mig_emu.h"
+
+static_assert(vfiomig::control::kMaxFaultErrno == VFIO_MIG_EMU_MAX_FAULT_ERRNO);
 
 namespace vfiomig::control {
 
@@ -212,10 +215,13 @@ std::optional<int> parse_errno(std::string_view text)
 	if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
 		if (text.size() > 6)
 			return std::nullopt;
-		return std::stoi(std::string(text));
+		int e = std::stoi(std::string(text));
+		if (e < 1 || e > kMaxFaultErrno)
+			return std::nullopt;
+		return e;
 	}
 	std::string c = canonical(text);
-	for (int e = 1; e < 4096; e++)
+	for (int e = 1; e <= kMaxFaultErrno; e++)
 		if (errno_name(e) == c)
 			return e;
 	return std::nullopt;

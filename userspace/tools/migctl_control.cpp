@@ -483,7 +483,8 @@ int cmd_fault_add(const ControlCommands::Options &o)
 	if (!o.err.empty()) {
 		auto e = parse_errno(o.err);
 		if (!e)
-			usage_error("not an errno: '" + o.err + "' (EIO, EXDEV, ... or a number)");
+			usage_error("not an errno a fault can return: '" + o.err + "' (EIO, EXDEV, ... or a number 1.." +
+				    std::to_string(kMaxFaultErrno) + "; kernel-internal ones such as ERESTARTSYS are refused)");
 		f.err = static_cast<std::uint32_t>(*e);
 	}
 	f.delay_us = o.delay_us;

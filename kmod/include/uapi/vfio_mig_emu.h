@@ -476,7 +476,8 @@ enum vfio_mig_emu_fault_attr {
 	VFIO_MIG_EMU_FAULT_PROBABILITY_PPM, /* u32: 1 .. 1000000 */
 	VFIO_MIG_EMU_FAULT_SEED,	/* u64: PRNG seed of TRIGGER_RANDOM */
 	VFIO_MIG_EMU_FAULT_EFFECT,	/* u32: enum vfio_mig_emu_fault_effect */
-	VFIO_MIG_EMU_FAULT_ERRNO,	/* u32: 1 .. 4095, for FAIL effects */
+	/* u32: 1 .. VFIO_MIG_EMU_MAX_FAULT_ERRNO, for FAIL effects */
+	VFIO_MIG_EMU_FAULT_ERRNO,
 	VFIO_MIG_EMU_FAULT_DELAY_US,	/* u32: for EFFECT_DELAY */
 	VFIO_MIG_EMU_FAULT_CALLS,	/* u64, reply: calls seen at the site */
 	VFIO_MIG_EMU_FAULT_HITS,	/* u64, reply: times it fired */
@@ -515,12 +516,22 @@ enum vfio_mig_emu_fault_effect {
 #define VFIO_MIG_EMU_MAX_FAULTS		64	/* per device */
 
 /*
+ * The largest FAULT_ERRNO: EHWPOISON, the last errno of the uAPI
+ * (asm-generic/errno.h).  Numbers from 512 up are kernel-internal
+ * (ERESTARTSYS, ERESTARTNOINTR, ...: never meant to reach userspace, some
+ * restart the syscall into the same fault) and 134..511 are not errnos.
+ */
+#define VFIO_MIG_EMU_MAX_FAULT_ERRNO	133
+
+/*
  * Fault semantics.  FAULT_ADD needs SITE and EFFECT.  Without TRIGGER a
  * fault fires on every call (EVERY_NTH, N = 1); NTH, EVERY_NTH and FIRST_N
  * need N (>= 1), RANDOM needs PROBABILITY_PPM (SEED defaults to 0; the
  * fault's own splitmix64 PRNG, seeded at FAULT_ADD, draws z per call and
- * fires when (z >> 32) % 1000000 < ppm).  ERRNO (default EIO) only with
- * FAIL and FAIL_TO_ERROR, DELAY_US (required) only with DELAY,
+ * fires when (z >> 32) % 1000000 < ppm).  ERRNO (default EIO, 0 or more
+ * than 4095: ERANGE; 134..4095, kernel-internal or not an errno: EINVAL
+ * "FAULT_ERRNO ... userspace can see 1..133") only with FAIL and
+ * FAIL_TO_ERROR, DELAY_US (required) only with DELAY,
  * FROM_STATE/TO_STATE (1..7 or ANY, default ANY) only with SITE_SET_STATE.
  * Anything else is refused with EINVAL (ERANGE for out-of-range values)
  * and an extack naming the attribute; a device's 65th fault gets ENOSPC.

@@ -79,8 +79,12 @@ std::optional<std::uint32_t> parse_knob(std::string_view name);
 /// An arc end: a settable state (1..7) or ANY ("ANY", "*").
 std::string arc_state_name(std::uint32_t s);
 std::optional<std::uint32_t> parse_arc_state(std::string_view name);
-/// An errno by name ("EIO", "eio") or number ("5").
+/// An errno by name ("EIO", "eio") or number ("5") that FAULT_ERRNO
+/// takes: 1..VFIO_MIG_EMU_MAX_FAULT_ERRNO (133), the errnos userspace can
+/// see; kernel-internal ones (ERESTARTSYS, 512) give std::nullopt.
 std::optional<int> parse_errno(std::string_view text);
+/// VFIO_MIG_EMU_MAX_FAULT_ERRNO.
+inline constexpr int kMaxFaultErrno = 133;
 
 /// Seeded driver bugs (enum vfio_mig_emu_quirk): bit numbers, stable
 /// lower-case names ("flags-echo-after-v2") and a one-line description
