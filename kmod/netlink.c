@@ -22,8 +22,16 @@ enum vme_mcgrp {
 	VME_MCGRP_EVENTS,
 };
 
+/*
+ * Events show every device's state changes, faults and sessions: only
+ * CAP_NET_ADMIN may join (see vme_genl_mcast_bind() in compat.h where the
+ * core lacks the flag).
+ */
 static const struct genl_multicast_group vme_mcgrps[] = {
-	[VME_MCGRP_EVENTS] = { .name = VFIO_MIG_EMU_MCGRP_EVENTS },
+	[VME_MCGRP_EVENTS] = {
+		.name = VFIO_MIG_EMU_MCGRP_EVENTS,
+		.flags = VME_GENL_MCAST_CAP_NET_ADMIN,
+	},
 };
 
 /*
@@ -1353,6 +1361,9 @@ static struct genl_family vme_genl_family = {
 	.resv_start_op = VFIO_MIG_EMU_CMD_UNSPEC + 1,
 	.mcgrps = vme_mcgrps,
 	.n_mcgrps = ARRAY_SIZE(vme_mcgrps),
+#ifndef HAVE_GENL_MCAST_CAP
+	.mcast_bind = vme_genl_mcast_bind,
+#endif
 };
 
 int vme_netlink_init(void)

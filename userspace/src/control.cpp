@@ -1017,8 +1017,13 @@ EventSubscription::EventSubscription()
 	int group = genl_ctrl_resolve_grp(sock_.get(), VFIO_MIG_EMU_NAME, VFIO_MIG_EMU_MCGRP_EVENTS);
 	if (group < 0)
 		throw ControlError(ENOENT, "genl_ctrl_resolve_grp(" VFIO_MIG_EMU_MCGRP_EVENTS ")", "", nl_geterror(group));
-	if (int r = nl_socket_add_membership(sock_.get(), group); r < 0)
-		throw ControlError(EPROTO, "join the events group", "", nl_geterror(r));
+	// setsockopt rather than nl_socket_add_membership(): libnl folds the
+	// errno into its own codes, and EPERM (no CAP_NET_ADMIN) must show.
+	if (::setsockopt(nl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+			 sizeof(group)) != 0) {
+		int err = errno;
+		throw ControlError(err, "join the events group", "", std::strerror(err));
+	}
 	nl_socket_set_buffer_size(sock_.get(), 4 << 20, 0);
 	nl_socket_set_nonblocking(sock_.get());
 	wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -246,7 +246,8 @@ struct vfio_mig_emu_resource {
  * A_FAULT; the others an ack only.
  *
  * Every command that changes anything needs CAP_NET_ADMIN
- * (GENL_ADMIN_PERM).  Attributes are validated by a strict policy: an
+ * (GENL_ADMIN_PERM), and so does joining the "events" group (EPERM from
+ * the bind or NETLINK_ADD_MEMBERSHIP).  Attributes are validated by a strict policy: an
  * unknown, oversized, ill-typed or out-of-range attribute fails the
  * request with an extack that points at it (NLMSGERR_ATTR_OFFS, plus
  * NLMSGERR_ATTR_POLICY with the valid range); the message text is the
