@@ -468,14 +468,16 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 }
 
 /*
- * A FAIL_TO_ERROR fault fired in a data file: with migf->lock dropped,
- * send the device to ERROR, then drop the reference taken under the lock.
+ * A FAIL_TO_ERROR fault fired in @migf: with migf->lock dropped, send the
+ * device to ERROR if @migf is still its session, then drop the reference
+ * taken under the lock.  The caller holds @migf's file.
  */
-static void vme_migf_error_put(struct vme_device *vme, int err)
+static void vme_migf_error_put(struct vme_migration_file *migf,
+			       struct vme_device *vme, int err)
 {
 	if (!vme)
 		return;
-	vme_fault_to_error(vme, err);
+	vme_fault_to_error(vme, err, migf);
 	vfio_put_device(&vme->vdev);
 }
 
@@ -569,7 +571,7 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 
 out_unlock:
 	mutex_unlock(&migf->lock);
-	vme_migf_error_put(err_vme, ret);
+	vme_migf_error_put(migf, err_vme, ret);
 	return ret;
 }
 
@@ -642,7 +644,7 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	if (effect == VFIO_MIG_EMU_EFFECT_FAIL ||
 	    effect == VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR) {
 		mutex_unlock(&migf->lock);
-		vme_migf_error_put(err_vme, ret);
+		vme_migf_error_put(migf, err_vme, ret);
 		return ret;
 	}
 
@@ -1010,7 +1012,7 @@ out_unlock:
 	if (ret > 0 && migf->vme)
 		vme_count(migf->vme, VFIO_MIG_EMU_CNT_BYTES_LOADED, ret);
 	mutex_unlock(&migf->lock);
-	vme_migf_error_put(err_vme, ret);
+	vme_migf_error_put(migf, err_vme, ret);
 	return ret;
 }
 

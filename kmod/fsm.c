@@ -46,19 +46,28 @@ void vme_error_locked(struct vme_device *vme)
 
 /*
  * A FAIL_TO_ERROR fault fired outside SET MIG_DEVICE_STATE: the caller
- * holds no lock of the device, and a reference on it.
+ * holds no lock of the device, and a reference on it.  @migf is the data
+ * session the fault fired in (the caller holds its file), NULL for the
+ * device's own sites (reset).  The fault was decided before state_mutex
+ * was taken here: if @migf has ended meanwhile (a SET left the saving
+ * group, a reset), the device has moved on and the stale fault must not
+ * send its new state to ERROR.
  */
-void vme_fault_to_error(struct vme_device *vme, int err)
+void vme_fault_to_error(struct vme_device *vme, int err,
+			struct vme_migration_file *migf)
 {
 	u32 from;
 
 	mutex_lock(&vme->state_mutex);
+	if (migf && migf != vme->saving_migf && migf != vme->resuming_migf)
+		goto out_unlock;
 	from = vme->mig_state;
 	if (from != VFIO_DEVICE_STATE_ERROR) {
 		vme_error_locked(vme);
 		vme_event_state(vme, from, VFIO_DEVICE_STATE_ERROR, err,
 				VFIO_DEVICE_STATE_ERROR);
 	}
+out_unlock:
 	vme_state_mutex_unlock(vme);
 }
 
@@ -120,7 +129,7 @@ int vme_reset(struct vme_device *vme)
 	case VFIO_MIG_EMU_EFFECT_FAIL:
 		return act.err;
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
-		vme_fault_to_error(vme, act.err);
+		vme_fault_to_error(vme, act.err, NULL);
 		return act.err;
 	}
 

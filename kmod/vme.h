@@ -268,7 +268,8 @@ int vme_feature_mig_data_size(struct vfio_device *vdev, u32 flags,
 void vme_state_mutex_unlock(struct vme_device *vme);
 int vme_reset(struct vme_device *vme);
 void vme_error_locked(struct vme_device *vme);
-void vme_fault_to_error(struct vme_device *vme, int err);
+void vme_fault_to_error(struct vme_device *vme, int err,
+			struct vme_migration_file *migf);
 void vme_open_locked(struct vme_device *vme);
 void vme_close(struct vme_device *vme);
 

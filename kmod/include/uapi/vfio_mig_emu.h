@@ -559,7 +559,9 @@ enum vfio_mig_emu_fault_effect {
  * call; OPEN when the vfio device fd is opened (FAIL: open fails).
  * FAIL returns -ERRNO and changes nothing (a failed write consumes no
  * byte); FAIL_TO_ERROR returns -ERRNO and sends the device to ERROR (ending
- * its sessions), reported by EVENT_STATE.  DELAY sleeps DELAY_US, then the
+ * its sessions), reported by EVENT_STATE; at a data file site only while
+ * that file's session is still the device's (a session a concurrent SET or
+ * reset ended takes no later state down).  DELAY sleeps DELAY_US, then the
  * call proceeds.  SHORT_IO: the call moves at most half the bytes asked
  * (at least 1).  CORRUPT: READ flips (xor 0xff) the middle byte of what
  * the reader received; WRITE flips the middle byte of the first chunk
