@@ -328,9 +328,14 @@ static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
 	return bytes;
 }
 
-/* PRECOPY_INFO's figures; initial data are the bytes before initial_total. */
+/*
+ * PRECOPY_INFO's figures; initial data are the bytes before initial_total.
+ * @sync: first take in what changed on the device (new resources: a REINIT
+ * redraws the initial data), as a query of the session's own user does;
+ * an observer (DEV_GET) passes false and sees the session as it is.
+ */
 static void vme_save_figures_locked(struct vme_migration_file *migf,
-				    __u64 *initial, __u64 *dirty)
+				    __u64 *initial, __u64 *dirty, bool sync)
 {
 	struct vme_device *vme = migf->vme;
 	u64 staged_end, initial_end;
@@ -338,7 +343,8 @@ static void vme_save_figures_locked(struct vme_migration_file *migf,
 
 	lockdep_assert_held(&migf->lock);
 	lockdep_assert_held(&vme->dev_lock);
-	vme_save_sync_locked(migf);
+	if (sync)
+		vme_save_sync_locked(migf);
 	initial_end = migf->initial_total;
 	*initial = initial_end - min(migf->read_bytes, initial_end);
 	staged_end = migf->read_bytes + migf->buf_len - migf->buf_pos;
@@ -649,7 +655,8 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	}
 
 	mutex_lock(&vme->dev_lock);
-	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
+	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes,
+				true);
 	mutex_unlock(&vme->dev_lock);
 	/* v2: flags is an output.  Without the opt-in it is echoed back. */
 	if (migf->v2 &&
@@ -685,16 +692,20 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	return 0;
 }
 
-/* DEV_GET's view of a precopy session: EINVAL outside PRE_COPY(_P2P). */
+/*
+ * DEV_GET's view of a precopy session, changing nothing in it: EINVAL
+ * outside PRE_COPY(_P2P), EINTR when a fatal signal ends the wait for it.
+ */
 int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
 			     u64 *dirty)
 {
 	int ret = -EINVAL;
 
-	mutex_lock(&migf->lock);
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	if (!migf->disabled && !migf->stop_copy) {
 		mutex_lock(&migf->vme->dev_lock);
-		vme_save_figures_locked(migf, initial, dirty);
+		vme_save_figures_locked(migf, initial, dirty, false);
 		mutex_unlock(&migf->vme->dev_lock);
 		ret = 0;
 	}

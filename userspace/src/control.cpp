@@ -350,7 +350,7 @@ DeviceInfo decode_device(const Attrs &a)
 	d.mem_size = a.u64(VFIO_MIG_EMU_A_MEM_SIZE).value_or(0);
 	d.open = a.u8(VFIO_MIG_EMU_A_DEVICE_OPEN).value_or(0) != 0;
 	d.sessions = a.u32(VFIO_MIG_EMU_A_SESSIONS).value_or(0);
-	d.digest = a.u32(VFIO_MIG_EMU_A_DIGEST).value_or(0);
+	d.digest = a.u32(VFIO_MIG_EMU_A_DIGEST);
 	d.nr_resources = a.u32(VFIO_MIG_EMU_A_NR_RESOURCES).value_or(0);
 	Attrs c = a.nested(VFIO_MIG_EMU_A_COUNTERS);
 	d.counters.transitions = c.u64(VFIO_MIG_EMU_CNT_TRANSITIONS).value_or(0);
@@ -605,7 +605,7 @@ std::string attr_name(Space sp, std::uint16_t type)
 		"A_DEVICE_OPEN", "A_SESSIONS", "A_DIGEST", "A_NR_RESOURCES", "A_COUNTERS", "A_PRECOPY", "A_KNOBS",
 		"A_FAULT", "A_FAULT_ID", "A_WORKLOAD_ACTION", "A_WORKLOAD_COUNT", "A_EVENT_SEQ", "A_TIMESTAMP_NS",
 		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS",
-		"A_KMEM", "A_QUIRKS"};
+		"A_KMEM", "A_QUIRKS", "A_QUERY"};
 	static const char *const fault[] = {"FAULT_UNSPEC", "FAULT_PAD", "FAULT_SITE", "FAULT_FROM_STATE",
 		"FAULT_TO_STATE", "FAULT_TRIGGER", "FAULT_N", "FAULT_PROBABILITY_PPM", "FAULT_SEED", "FAULT_EFFECT",
 		"FAULT_ERRNO", "FAULT_DELAY_US", "FAULT_CALLS", "FAULT_HITS", "FAULT_ID"};
@@ -856,18 +856,33 @@ std::vector<Bytes> Client::call(const char *name, const std::string &uuid, std::
 	return std::move(r.messages);
 }
 
-std::vector<DeviceInfo> Client::devices()
+namespace {
+
+/// A_QUERY for `q`; nothing when it asks for nothing (older modules).
+void put_query(AttrBuf &b, DeviceQuery q)
 {
+	std::uint32_t flags = q.digest ? VFIO_MIG_EMU_QUERY_DIGEST : 0;
+	if (flags)
+		b.u32(VFIO_MIG_EMU_A_QUERY, flags);
+}
+
+} // namespace
+
+std::vector<DeviceInfo> Client::devices(DeviceQuery q)
+{
+	AttrBuf b;
+	put_query(b, q);
 	std::vector<DeviceInfo> out;
-	for (const Bytes &m : call("DEV_GET(dump)", "", VFIO_MIG_EMU_CMD_DEV_GET, {}, true))
+	for (const Bytes &m : call("DEV_GET(dump)", "", VFIO_MIG_EMU_CMD_DEV_GET, b.data(), true))
 		out.push_back(decode_device(Attrs(m)));
 	return out;
 }
 
-DeviceInfo Client::device(const std::string &uuid)
+DeviceInfo Client::device(const std::string &uuid, DeviceQuery q)
 {
 	AttrBuf b;
 	b.str(VFIO_MIG_EMU_A_UUID, uuid);
+	put_query(b, q);
 	auto m = call("DEV_GET", uuid, VFIO_MIG_EMU_CMD_DEV_GET, b.data());
 	if (m.empty())
 		throw ControlError(EPROTO, "DEV_GET", uuid, "no reply");

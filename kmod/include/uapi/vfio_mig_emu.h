@@ -239,15 +239,23 @@ struct vfio_mig_emu_resource {
  * unknown one gets ENODEV.  A missing required attribute gets EINVAL, the
  * extack message "missing attribute <NAME>" and NLMSGERR_ATTR_MISS_TYPE.
  * DEV_GET replies: A_UUID, PROFILE, STATE, MEM_SIZE, DEVICE_OPEN,
- * SESSIONS, DIGEST, NR_RESOURCES, COUNTERS, KNOBS and PRECOPY (INITIAL and
+ * SESSIONS, NR_RESOURCES, COUNTERS, KNOBS and PRECOPY (INITIAL and
  * DIRTY_BYTES only while a session is in PRE_COPY(_P2P); STOP_COPY_BYTES
- * always, as MIG_DATA_SIZE would report).  Replies of the changing
- * commands: KNOBS_SET: A_UUID + A_KNOBS; FAULT_ADD: A_UUID, A_FAULT_ID,
- * A_FAULT; the others an ack only.
+ * always, as MIG_DATA_SIZE would report), and DIGEST only when the request
+ * asks for it (A_QUERY with VFIO_MIG_EMU_QUERY_DIGEST).  DEV_GET is a
+ * query: it never changes a device or a live session (its precopy figures
+ * are the session's as the last read() or VFIO_MIG_GET_PRECOPY_INFO left
+ * them).  Replies of the changing commands: KNOBS_SET: A_UUID + A_KNOBS;
+ * FAULT_ADD: A_UUID, A_FAULT_ID, A_FAULT; the others an ack only.
  *
  * Every command that changes anything needs CAP_NET_ADMIN
- * (GENL_ADMIN_PERM), and so does joining the "events" group (EPERM from
- * the bind or NETLINK_ADD_MEMBERSHIP).  Attributes are validated by a strict policy: an
+ * (GENL_ADMIN_PERM), and so does the digest (it reads every page of the
+ * device: EPERM with an extack otherwise) and joining the "events" group
+ * (EPERM from the bind or NETLINK_ADD_MEMBERSHIP).  The other queries are
+ * cheap and open to everyone.  Commands run in parallel (the family has
+ * parallel_ops): a command that waits for one device (KNOBS_SET behind an
+ * arc delay) holds up neither other devices nor the rest of generic
+ * netlink.  Attributes are validated by a strict policy: an
  * unknown, oversized, ill-typed or out-of-range attribute fails the
  * request with an extack that points at it (NLMSGERR_ATTR_OFFS, plus
  * NLMSGERR_ATTR_POLICY with the valid range); the message text is the
@@ -337,10 +345,20 @@ enum vfio_mig_emu_attr {
 	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
 	VFIO_MIG_EMU_A_KMEM,		/* nest: enum vfio_mig_emu_kmem (DEV_GET) */
 	VFIO_MIG_EMU_A_QUIRKS,		/* u64: mask of BIT(enum vfio_mig_emu_quirk) */
+	/* u32, DEV_GET request: VFIO_MIG_EMU_QUERY_* (unknown bits: EINVAL) */
+	VFIO_MIG_EMU_A_QUERY,
 	__VFIO_MIG_EMU_A_MAX,
 };
 
 #define VFIO_MIG_EMU_A_MAX		(__VFIO_MIG_EMU_A_MAX - 1)
+
+/*
+ * DEV_GET's A_QUERY: what the reply carries beyond the cheap fields.
+ * DIGEST (needs CAP_NET_ADMIN): A_DIGEST, a crc32c over every page of
+ * device memory, as BAR0's DIGEST register.
+ */
+#define VFIO_MIG_EMU_QUERY_DIGEST	(1u << 0)
+#define VFIO_MIG_EMU_QUERY_ALL		VFIO_MIG_EMU_QUERY_DIGEST
 
 enum vfio_mig_emu_counter {
 	VFIO_MIG_EMU_CNT_UNSPEC,

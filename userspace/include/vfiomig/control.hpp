@@ -141,12 +141,20 @@ struct DeviceInfo {
 	std::uint64_t mem_size = 0;
 	bool open = false;
 	std::uint32_t sessions = 0;
-	std::uint32_t digest = 0;
+	/// Only when asked for (DeviceQuery::digest; needs CAP_NET_ADMIN).
+	std::optional<std::uint32_t> digest;
 	std::uint32_t nr_resources = 0;
 	Counters counters;
 	Precopy precopy;
 	Knobs knobs;
 	std::optional<Kmem> kmem; ///< absent from modules without A_KMEM
+};
+
+/// What a DEV_GET asks for beyond the cheap fields (A_QUERY).
+struct DeviceQuery {
+	/// A_DIGEST: a crc32c over every page of device memory. The kernel
+	/// refuses it (EPERM) without CAP_NET_ADMIN.
+	bool digest = false;
 };
 
 /// STATS_GET reply: module-wide live objects.
@@ -257,8 +265,8 @@ public:
 	/// the module is not loaded).
 	static Client open();
 
-	std::vector<DeviceInfo> devices();
-	DeviceInfo device(const std::string &uuid);
+	std::vector<DeviceInfo> devices(DeviceQuery q = {});
+	DeviceInfo device(const std::string &uuid, DeviceQuery q = {});
 	Stats stats();
 	/// Returns the knobs the kernel reports after the change.
 	Knobs set_knobs(const std::string &uuid, const Knobs &k);
