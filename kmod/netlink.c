@@ -399,7 +399,7 @@ static void vme_nl_snapshot(struct vme_device *vme, struct vme_nl_snapshot *s,
 	if (saving) {
 		s->precopy = !vme_save_precopy_figures(migf, &s->initial_bytes,
 						       &s->dirty_bytes);
-		s->stop_copy_bytes = vme_save_remaining(migf);
+		vme_save_remaining(migf, &s->stop_copy_bytes);
 		fput(saving);
 	}
 }

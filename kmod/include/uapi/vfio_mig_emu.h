@@ -435,12 +435,25 @@ enum vfio_mig_emu_knob {
  *   REINIT_POLICY          FOLD      FOLD or DISCARD
  *
  * Arc delay: each arc of SET MIG_DEVICE_STATE sleeps its delay (a signal
- * cuts the sleep short) before the arc runs.
+ * cuts the sleep short) before the arc runs.  One SET sleeps at most
+ * VFIO_MIG_EMU_MAX_DELAY_US in all, its arc delays and SET_STATE DELAY
+ * faults together, however many arcs its path has.
  *
  * Load cost: on the resuming side each RESOURCE record, once applied,
  * costs LOAD_US_PER_RESOURCE microseconds plus LOAD_NS_PER_KIB
  * nanoseconds per KiB of its payload; the write() that completes the
- * record sleeps that long (interruptible).
+ * record sleeps that long (interruptible), and one write() sleeps at most
+ * VFIO_MIG_EMU_MAX_DELAY_US in all (its WRITE DELAY fault included).
+ *
+ * Sleeps and waits: every sleep is interruptible, and the calls that wait
+ * for a device or a session another call holds through a sleep (SET and
+ * GET MIG_DEVICE_STATE, MIG_DATA_SIZE, VFIO_DEVICE_RESET, the
+ * PRECOPY_INFOv2 opt-in, opening the device, read(), write(),
+ * VFIO_MIG_GET_PRECOPY_INFO) wait killably: a fatal signal ends the wait
+ * with EINTR (RESET's reset stays queued and runs when the holder is
+ * done).  What cannot fail (ending a session, entering STOP_COPY,
+ * RESUMING -> STOP's check, closing) cuts short a data file's DELAY or
+ * load cost in progress instead of waiting it out.
  *
  * RESOURCE_BYTES: context bytes each RESOURCE record carries after
  * struct vfio_mig_emu_resource (stream minor 1, see below); taken when a
@@ -579,8 +592,9 @@ enum vfio_mig_emu_fault_effect {
  * byte); FAIL_TO_ERROR returns -ERRNO and sends the device to ERROR (ending
  * its sessions), reported by EVENT_STATE; at a data file site only while
  * that file's session is still the device's (a session a concurrent SET or
- * reset ended takes no later state down).  DELAY sleeps DELAY_US, then the
- * call proceeds.  SHORT_IO: the call moves at most half the bytes asked
+ * reset ended takes no later state down).  DELAY sleeps DELAY_US (see
+ * "Sleeps and waits" above: bounded per call, cut short at a data file
+ * when its session ends), then the call proceeds.  SHORT_IO: the call moves at most half the bytes asked
  * (at least 1).  CORRUPT: READ flips (xor 0xff) the middle byte of what
  * the reader received; WRITE flips the middle byte of the first chunk
  * taken into the parse buffer, before parsing (the record crc catches
