@@ -48,8 +48,8 @@ struct vme_migration_file {
 	wait_queue_head_t poll_wait;
 	/*
 	 * A read(), write() or ioctl may sleep under lock (a DELAY fault,
-	 * the load cost): callers that cannot wait it out (ending the
-	 * session, entering stop-copy, finishing a resume, the data size)
+	 * the load cost): callers that cannot fail and must not wait it out
+	 * (ending the session, entering stop-copy, finishing a resume)
 	 * raise urgent and wake sleep_wait, which ends the sleep.
 	 */
 	wait_queue_head_t sleep_wait;

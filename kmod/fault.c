@@ -51,14 +51,6 @@ void vme_sleep(struct vme_sleep *sl, u32 us)
 	sl->budget_us -= min_t(s64, max_t(s64, slept, 0), sl->budget_us);
 }
 
-/* vme_sleep() with a budget of its own and nobody to cut it short. */
-void vme_sleep_us(u32 us)
-{
-	struct vme_sleep sl = { .budget_us = VFIO_MIG_EMU_MAX_DELAY_US };
-
-	vme_sleep(&sl, us);
-}
-
 void vme_faults_init(struct vme_device *vme)
 {
 	mutex_init(&vme->fault_lock);

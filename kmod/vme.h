@@ -310,7 +310,6 @@ int vme_fault_check_sleep(struct vme_device *vme, u32 site, u32 from, u32 to,
 int vme_fault_add(struct vme_device *vme, struct vme_fault *f,
 		  struct vme_fault *added);
 int vme_fault_clear(struct vme_device *vme, u32 id, bool all);
-void vme_sleep_us(u32 us);
 void vme_sleep(struct vme_sleep *sl, u32 us);
 
 /* netlink.c */
