@@ -310,7 +310,8 @@ private:
 
 /// Membership of the "events" group on a socket of its own. Events come
 /// out of pop() (blocking, with a timeout) or go to a callback on a thread
-/// of the subscription (start()). stop() wakes a blocked reader.
+/// of the subscription (start()). stop() wakes a blocked reader. Joining
+/// needs CAP_NET_ADMIN: the constructor throws ControlError EPERM without.
 class EventSubscription {
 public:
 	EventSubscription();
