@@ -28,13 +28,18 @@ constexpr auto kHeldUp = 1s;
 
 class ControlParallel : public FullProfileTest {
 protected:
+	/// Arc delays back to 0 (a skipped test, e.g. on a foreign target,
+	/// has no control plane and set none).
 	void TearDown() override
 	{
-		Knobs off;
-		off.arc_delays.push_back({kAnyState, kAnyState, 0});
-		try {
-			nl()->set_knobs(src().label(), off);
-		} catch (const Error &) {
+		control::Client *c = IsSkipped() ? nullptr : nl();
+		if (c) {
+			Knobs off;
+			off.arc_delays.push_back({kAnyState, kAnyState, 0});
+			try {
+				c->set_knobs(src().label(), off);
+			} catch (const Error &) {
+			}
 		}
 		FullProfileTest::TearDown();
 	}
