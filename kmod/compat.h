@@ -162,4 +162,24 @@ static inline struct genl_info *vme_genl_info_dump(struct netlink_callback *cb,
 #endif
 }
 
+/*
+ * "genetlink: add CAP_NET_ADMIN test for multicast bind" (v6.7): a group
+ * flagged GENL_MCAST_CAP_NET_ADMIN can be joined only with CAP_NET_ADMIN
+ * in the netns's user namespace.  Before it the family's mcast_bind
+ * callback, run in the joining process's context, does the same check.
+ */
+#ifdef HAVE_GENL_MCAST_CAP
+#define VME_GENL_MCAST_CAP_NET_ADMIN GENL_MCAST_CAP_NET_ADMIN
+#else
+#include <linux/capability.h>
+#include <net/net_namespace.h>
+
+#define VME_GENL_MCAST_CAP_NET_ADMIN 0
+
+static inline int vme_genl_mcast_bind(struct net *net, int group)
+{
+	return ns_capable(net->user_ns, CAP_NET_ADMIN) ? 0 : -EPERM;
+}
+#endif
+
 #endif /* VME_COMPAT_H */

@@ -46,6 +46,14 @@ enum vme_resume_stage {
 struct vme_migration_file {
 	struct file *filp;
 	wait_queue_head_t poll_wait;
+	/*
+	 * A read(), write() or ioctl may sleep under lock (a DELAY fault,
+	 * the load cost): callers that cannot fail and must not wait it out
+	 * (ending the session, entering stop-copy, finishing a resume)
+	 * raise urgent and wake sleep_wait, which ends the sleep.
+	 */
+	wait_queue_head_t sleep_wait;
+	atomic_t urgent;
 
 	/* lock protects every field below. */
 	struct mutex lock;
@@ -93,6 +101,28 @@ void vme_migf_wake(struct vme_migration_file *migf)
 	wake_up_interruptible_poll(&migf->poll_wait, EPOLLIN | EPOLLRDNORM);
 }
 
+/*
+ * Take migf->lock for a caller that cannot fail and must not wait out a
+ * sleep under it: the sleeper is woken and its sleep ends.  Otherwise the
+ * holder's work under the lock is short.
+ */
+static void vme_migf_lock_urgent(struct vme_migration_file *migf)
+{
+	atomic_inc(&migf->urgent);
+	wake_up_all(&migf->sleep_wait);
+	mutex_lock(&migf->lock);
+	atomic_dec(&migf->urgent);
+}
+
+/* The sleeps of one call under migf->lock: bounded, cut short by urgent. */
+static void vme_migf_sleep_init(struct vme_migration_file *migf,
+				struct vme_sleep *sl)
+{
+	sl->budget_us = VFIO_MIG_EMU_MAX_DELAY_US;
+	sl->wq = &migf->sleep_wait;
+	sl->abort = &migf->urgent;
+}
+
 /* Staging buffer, session struct and (saving) the three session bitmaps. */
 static void vme_migf_kmem(struct vme_device *vme,
 			  struct vme_migration_file *migf, int sign)
@@ -124,7 +154,7 @@ static void vme_migf_free_buf_locked(struct vme_migration_file *migf)
 
 void vme_migf_disable(struct vme_migration_file *migf)
 {
-	mutex_lock(&migf->lock);
+	vme_migf_lock_urgent(migf);
 	migf->disabled = true;
 	migf->stale = migf->vme && migf->init_map &&
 		      vme_quirk(migf->vme, VFIO_MIG_EMU_QUIRK_STALE_FD_READABLE);
@@ -177,6 +207,8 @@ vme_migf_alloc(struct vme_device *vme, const struct file_operations *fops,
 	}
 	mutex_init(&migf->lock);
 	init_waitqueue_head(&migf->poll_wait);
+	init_waitqueue_head(&migf->sleep_wait);
+	atomic_set(&migf->urgent, 0);
 	migf->vme = vme;
 
 	filp = anon_inode_getfile(name, fops, migf, flags);
@@ -352,9 +384,14 @@ static u64 vme_save_mem_bytes_locked(struct vme_migration_file *migf,
 	return bytes;
 }
 
-/* PRECOPY_INFO's figures; initial data are the bytes before initial_total. */
+/*
+ * PRECOPY_INFO's figures; initial data are the bytes before initial_total.
+ * @sync: first take in what changed on the device (new resources: a REINIT
+ * redraws the initial data), as a query of the session's own user does;
+ * an observer (DEV_GET) passes false and sees the session as it is.
+ */
 static void vme_save_figures_locked(struct vme_migration_file *migf,
-				    __u64 *initial, __u64 *dirty)
+				    __u64 *initial, __u64 *dirty, bool sync)
 {
 	struct vme_device *vme = migf->vme;
 	u64 staged_end, initial_end;
@@ -362,7 +399,8 @@ static void vme_save_figures_locked(struct vme_migration_file *migf,
 
 	lockdep_assert_held(&migf->lock);
 	lockdep_assert_held(&vme->dev_lock);
-	vme_save_sync_locked(migf);
+	if (sync)
+		vme_save_sync_locked(migf);
 	initial_end = migf->initial_total;
 	*initial = initial_end - min(migf->read_bytes, initial_end);
 	staged_end = migf->read_bytes + migf->buf_len - migf->buf_pos;
@@ -492,14 +530,16 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 }
 
 /*
- * A FAIL_TO_ERROR fault fired in a data file: with migf->lock dropped,
- * send the device to ERROR, then drop the reference taken under the lock.
+ * A FAIL_TO_ERROR fault fired in @migf: with migf->lock dropped, send the
+ * device to ERROR if @migf is still its session, then drop the reference
+ * taken under the lock.  The caller holds @migf's file.
  */
-static void vme_migf_error_put(struct vme_device *vme, int err)
+static void vme_migf_error_put(struct vme_migration_file *migf,
+			       struct vme_device *vme, int err)
 {
 	if (!vme)
 		return;
-	vme_fault_to_error(vme, err);
+	vme_fault_to_error(vme, err, migf);
 	vfio_put_device(&vme->vdev);
 }
 
@@ -509,12 +549,13 @@ static void vme_migf_error_put(struct vme_device *vme, int err)
  * *@err_vme a referenced device for vme_migf_error_put().
  */
 static u32 vme_migf_fault_locked(struct vme_migration_file *migf, u32 site,
-				 ssize_t *ret, struct vme_device **err_vme)
+				 ssize_t *ret, struct vme_device **err_vme,
+				 struct vme_sleep *sl)
 {
 	struct vme_fault_act act;
 
 	lockdep_assert_held(&migf->lock);
-	switch (vme_fault_check(migf->vme, site, 0, 0, &act)) {
+	switch (vme_fault_check_sleep(migf->vme, site, 0, 0, &act, sl)) {
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
 		*err_vme = migf->vme;
 		get_device(&migf->vme->vdev.device);
@@ -532,6 +573,7 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 	struct vme_migration_file *migf = filp->private_data;
 	struct vme_device *err_vme = NULL;
 	size_t done = 0, chunk;
+	struct vme_sleep sl;
 	ssize_t ret = 0;
 	u32 effect;
 	u8 b;
@@ -539,14 +581,17 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 	if (pos)
 		return -ESPIPE;
 
-	mutex_lock(&migf->lock);
+	vme_migf_sleep_init(migf, &sl);
+	/* Another call may hold the lock through a DELAY: wait killably. */
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	if (migf->disabled) {
 		/* Quirk stale-fd-readable: an ended session reads as EOF. */
 		ret = migf->stale ? 0 : -ENODEV;
 		goto out_unlock;
 	}
 	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_READ, &ret,
-				       &err_vme);
+				       &err_vme, &sl);
 	switch (effect) {
 	case VFIO_MIG_EMU_EFFECT_FAIL:
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
@@ -593,7 +638,7 @@ static ssize_t vme_save_read(struct file *filp, char __user *ubuf,
 
 out_unlock:
 	mutex_unlock(&migf->lock);
-	vme_migf_error_put(err_vme, ret);
+	vme_migf_error_put(migf, err_vme, ret);
 	return ret;
 }
 
@@ -605,7 +650,8 @@ static __poll_t vme_save_poll(struct file *filp, poll_table *wait)
 
 	poll_wait(filp, &migf->poll_wait, wait);
 
-	mutex_lock(&migf->lock);
+	if (mutex_lock_killable(&migf->lock))
+		return EPOLLERR;
 	vme = migf->vme;
 	if (migf->disabled) {
 		mask = migf->stale ? EPOLLIN | EPOLLRDNORM : EPOLLHUP | EPOLLERR;
@@ -637,6 +683,7 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	struct vme_device *vme, *err_vme = NULL;
 	struct vfio_precopy_info info;
 	bool reported = false;
+	struct vme_sleep sl;
 	ssize_t ret = 0;
 	u32 effect;
 
@@ -648,7 +695,9 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	if (info.argsz < minsz)
 		return -EINVAL;
 
-	mutex_lock(&migf->lock);
+	vme_migf_sleep_init(migf, &sl);
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	/*
 	 * Valid in PRE_COPY and PRE_COPY_P2P only (quirk
 	 * precopy-info-any-state: in STOP_COPY too).
@@ -662,17 +711,18 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	vme = migf->vme;
 	vme_count(vme, VFIO_MIG_EMU_CNT_PRECOPY_QUERIES, 1);
 	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_PRECOPY_INFO,
-				       &ret, &err_vme);
+				       &ret, &err_vme, &sl);
 	if (effect == VFIO_MIG_EMU_EFFECT_FAIL ||
 	    effect == VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR) {
 		mutex_unlock(&migf->lock);
-		vme_migf_error_put(err_vme, ret);
+		vme_migf_error_put(migf, err_vme, ret);
 		return ret;
 	}
 
 	vme_save_v2_locked(migf);
 	mutex_lock(&vme->dev_lock);
-	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes);
+	vme_save_figures_locked(migf, &info.initial_bytes, &info.dirty_bytes,
+				true);
 	mutex_unlock(&vme->dev_lock);
 	/*
 	 * v2: flags is an output.  Without the opt-in it is echoed back.
@@ -711,16 +761,20 @@ static long vme_save_ioctl(struct file *filp, unsigned int cmd,
 	return 0;
 }
 
-/* DEV_GET's view of a precopy session: EINVAL outside PRE_COPY(_P2P). */
+/*
+ * DEV_GET's view of a precopy session, changing nothing in it: EINVAL
+ * outside PRE_COPY(_P2P), EINTR when a fatal signal ends the wait for it.
+ */
 int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
 			     u64 *dirty)
 {
 	int ret = -EINVAL;
 
-	mutex_lock(&migf->lock);
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	if (!migf->disabled && !migf->stop_copy) {
 		mutex_lock(&migf->vme->dev_lock);
-		vme_save_figures_locked(migf, initial, dirty);
+		vme_save_figures_locked(migf, initial, dirty, false);
 		mutex_unlock(&migf->vme->dev_lock);
 		ret = 0;
 	}
@@ -769,7 +823,7 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 
 void vme_save_enter_stop_copy(struct vme_migration_file *migf)
 {
-	mutex_lock(&migf->lock);
+	vme_migf_lock_urgent(migf);
 	migf->stop_copy = true;
 	mutex_unlock(&migf->lock);
 	vme_migf_wake(migf);
@@ -777,13 +831,19 @@ void vme_save_enter_stop_copy(struct vme_migration_file *migf)
 
 #define VME_FINAL_BYTES	(3 * VME_REC_SIZE + VME_CONFIG_SIZE + VME_REGS_SIZE)
 
-/* Bytes a saving session still has to deliver if it went stop-copy now. */
-u64 vme_save_remaining(struct vme_migration_file *migf)
+/*
+ * *@remaining: bytes a saving session still has to deliver if it went
+ * stop-copy now.  -EINTR when a fatal signal ends the wait for the session
+ * (a read may hold it through a DELAY).
+ */
+int vme_save_remaining(struct vme_migration_file *migf, u64 *remaining)
 {
 	struct vme_device *vme;
 	u64 rem;
 
-	mutex_lock(&migf->lock);
+	*remaining = 0;
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	vme = migf->vme;
 	if (migf->disabled) {
 		mutex_unlock(&migf->lock);
@@ -818,7 +878,8 @@ u64 vme_save_remaining(struct vme_migration_file *migf)
 	}
 	mutex_unlock(&vme->dev_lock);
 	mutex_unlock(&migf->lock);
-	return rem;
+	*remaining = rem;
+	return 0;
 }
 
 /* Size of a whole stop-copy stream of the current state. */
@@ -863,7 +924,8 @@ static void vme_resume_expect_locked(struct vme_migration_file *migf,
 	migf->buf_pos = want;
 }
 
-static int vme_resume_apply_locked(struct vme_migration_file *migf)
+static int vme_resume_apply_locked(struct vme_migration_file *migf,
+				   struct vme_sleep *sl)
 {
 	struct vfio_mig_emu_record *rec = (void *)migf->buf;
 	void *payload = migf->buf + VME_REC_SIZE;
@@ -918,7 +980,8 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf)
 	mutex_unlock(&vme->dev_lock);
 	if (ret)
 		return vme_resume_fail_locked(migf, why, ret);
-	vme_sleep_us(DIV_ROUND_UP_ULL(cost_ns, NSEC_PER_USEC));
+	vme_sleep(sl, min_t(u64, DIV_ROUND_UP_ULL(cost_ns, NSEC_PER_USEC),
+			    VFIO_MIG_EMU_MAX_DELAY_US));
 
 	migf->seq++;
 	migf->buf_len = 0;
@@ -930,7 +993,8 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf)
 }
 
 /* The parse buffer holds buf_pos bytes: act on them. */
-static int vme_resume_consume_locked(struct vme_migration_file *migf)
+static int vme_resume_consume_locked(struct vme_migration_file *migf,
+				     struct vme_sleep *sl)
 {
 	struct vfio_mig_emu_record *rec = (void *)migf->buf;
 	struct vme_device *vme = migf->vme;
@@ -963,7 +1027,7 @@ static int vme_resume_consume_locked(struct vme_migration_file *migf)
 			return 0;
 		fallthrough;
 	case VME_LOAD_PAYLOAD:
-		return vme_resume_apply_locked(migf);
+		return vme_resume_apply_locked(migf, sl);
 
 	case VME_LOAD_DONE:
 		break;
@@ -977,13 +1041,17 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 	struct vme_migration_file *migf = filp->private_data;
 	struct vme_device *err_vme = NULL;
 	size_t done = 0, chunk;
+	struct vme_sleep sl;
 	ssize_t ret = 0;
 	u32 effect;
 
 	if (pos)
 		return -ESPIPE;
 
-	mutex_lock(&migf->lock);
+	/* One budget for the call: its DELAY and every record's load cost. */
+	vme_migf_sleep_init(migf, &sl);
+	if (mutex_lock_killable(&migf->lock))
+		return -EINTR;
 	if (migf->disabled) {
 		ret = -ENODEV;
 		goto out_unlock;
@@ -993,7 +1061,7 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 		goto out_unlock;
 	}
 	effect = vme_migf_fault_locked(migf, VFIO_MIG_EMU_SITE_WRITE, &ret,
-				       &err_vme);
+				       &err_vme, &sl);
 	switch (effect) {
 	case VFIO_MIG_EMU_EFFECT_FAIL:
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
@@ -1028,7 +1096,7 @@ static ssize_t vme_resume_write(struct file *filp, const char __user *ubuf,
 		migf->buf_len += chunk;
 		done += chunk;
 		if (migf->buf_len == migf->buf_pos) {
-			ret = vme_resume_consume_locked(migf);
+			ret = vme_resume_consume_locked(migf, &sl);
 			if (ret)
 				goto out_unlock;
 		}
@@ -1039,7 +1107,7 @@ out_unlock:
 	if (ret > 0 && migf->vme)
 		vme_count(migf->vme, VFIO_MIG_EMU_CNT_BYTES_LOADED, ret);
 	mutex_unlock(&migf->lock);
-	vme_migf_error_put(err_vme, ret);
+	vme_migf_error_put(migf, err_vme, ret);
 	return ret;
 }
 
@@ -1054,7 +1122,8 @@ static __poll_t vme_resume_poll(struct file *filp, poll_table *wait)
 	__poll_t mask;
 
 	poll_wait(filp, &migf->poll_wait, wait);
-	mutex_lock(&migf->lock);
+	if (mutex_lock_killable(&migf->lock))
+		return EPOLLERR;
 	if (migf->disabled)
 		mask = EPOLLHUP | EPOLLERR;
 	else if (migf->broken)
@@ -1093,7 +1162,7 @@ int vme_resume_finish(struct vme_migration_file *migf, const char **why)
 {
 	int ret = 0;
 
-	mutex_lock(&migf->lock);
+	vme_migf_lock_urgent(migf);
 	if (migf->broken) {
 		*why = migf->why;
 		ret = -EINVAL;

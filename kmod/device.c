@@ -14,6 +14,8 @@
 #include <linux/math64.h>
 #include <linux/log2.h>
 #include <linux/pci_regs.h>
+#include <linux/sched.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -106,11 +108,14 @@ int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 
 static void vme_free_pages_locked(struct vme_device *vme)
 {
-	unsigned long idx;
+	unsigned long idx, n = 0;
 	void *page;
 
 	lockdep_assert_held(&vme->dev_lock);
 	xa_for_each(&vme->pages, idx, page) {
+		/* Up to 4 GiB of pages: give the CPU away every MiB. */
+		if (!(++n % (SZ_1M / VME_PAGE_SIZE)))
+			cond_resched();
 		kfree(page);
 		atomic_dec(&vme_live_pages);
 		vme_kmem(vme, VFIO_MIG_EMU_KMEM_PAGES, -VME_PAGE_SIZE);
@@ -553,6 +558,9 @@ u32 vme_digest_locked(struct vme_device *vme)
 	for (idx = 0; idx < vme->nr_pages; idx++) {
 		page = xa_load(&vme->pages, idx);
 		crc = crc32c(crc, page ?: vme_zero_page, VME_PAGE_SIZE);
+		/* Up to 4 GiB: give the CPU away every MiB. */
+		if (!((idx + 1) % (SZ_1M / VME_PAGE_SIZE)))
+			cond_resched();
 	}
 	return crc;
 }

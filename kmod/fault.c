@@ -7,28 +7,48 @@
  * applied and counted as a hit.  DELAY is carried out here; the caller
  * carries out the other effects.
  */
+#include <linux/atomic.h>
 #include <linux/hrtimer.h>
 #include <linux/sched/signal.h>
 #include <linux/list.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 
 #include "vme.h"
 #include "trace.h"
 
 /*
- * Sleep @us microseconds of CLOCK_MONOTONIC; a signal cuts it short.  An
- * hrtimer rather than msleep(): jiffies can run ahead of CLOCK_MONOTONIC
- * in an emulated guest, and userspace measures delays with the latter.
+ * Sleep @us microseconds of CLOCK_MONOTONIC, interruptibly (a signal cuts
+ * it short: never a hung task), at most what is left of @sl's budget
+ * (taken from it), and, when @sl has a wait queue, only until someone
+ * raises @sl->abort (and wakes the queue): a caller that must have the
+ * lock this sleep is taken under.  An hrtimer rather than msleep():
+ * jiffies can run ahead of CLOCK_MONOTONIC in an emulated guest, and
+ * userspace measures delays with the latter.
  */
-void vme_sleep_us(u32 us)
+void vme_sleep(struct vme_sleep *sl, u32 us)
 {
-	ktime_t end = ktime_add_us(ktime_get(), us);
+	ktime_t start = ktime_get(), end;
+	s64 slept;
 
-	while (!signal_pending(current) && ktime_before(ktime_get(), end)) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		schedule_hrtimeout_range(&end, 0, HRTIMER_MODE_ABS);
+	us = min(us, sl->budget_us);
+	if (!us)
+		return;
+	end = ktime_add_us(start, us);
+	if (sl->wq) {
+		wait_event_interruptible_hrtimeout(*sl->wq,
+						   atomic_read(sl->abort),
+						   ktime_sub(end, start));
+	} else {
+		while (!signal_pending(current) &&
+		       ktime_before(ktime_get(), end)) {
+			set_current_state(TASK_INTERRUPTIBLE);
+			schedule_hrtimeout_range(&end, 0, HRTIMER_MODE_ABS);
+		}
+		__set_current_state(TASK_RUNNING);
 	}
-	__set_current_state(TASK_RUNNING);
+	slept = ktime_us_delta(ktime_get(), start);
+	sl->budget_us -= min_t(s64, max_t(s64, slept, 0), sl->budget_us);
 }
 
 void vme_faults_init(struct vme_device *vme)
@@ -90,12 +110,12 @@ static bool vme_fault_triggers_locked(struct vme_device *vme,
 
 /*
  * A call at @site (for SET_STATE, the arc @from -> @to).  Returns the
- * effect the caller must apply (0: none; DELAY has already been slept) and
- * fills @act.  May sleep; called with any of the device's locks above
- * fault_lock held.
+ * effect the caller must apply (0: none; DELAY has already been slept,
+ * through @sl, see vme_sleep()) and fills @act.  May sleep; called with
+ * any of the device's locks above fault_lock held.
  */
-int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
-		    struct vme_fault_act *act)
+int vme_fault_check_sleep(struct vme_device *vme, u32 site, u32 from, u32 to,
+			  struct vme_fault_act *act, struct vme_sleep *sl)
 {
 	struct vme_fault *f, *fired = NULL;
 	u32 delay_us = 0;
@@ -123,14 +143,28 @@ int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
 	mutex_unlock(&vme->fault_lock);
 
 	if (act->effect == VFIO_MIG_EMU_EFFECT_DELAY) {
-		vme_sleep_us(delay_us);
+		vme_sleep(sl, delay_us);
 		act->effect = 0;
 	}
 	return act->effect;
 }
 
-/* @f is validated and owned by the list on success. */
-int vme_fault_add(struct vme_device *vme, struct vme_fault *f)
+/* vme_fault_check_sleep() for a call whose DELAY nobody cuts short. */
+int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
+		    struct vme_fault_act *act)
+{
+	struct vme_sleep sl = { .budget_us = VFIO_MIG_EMU_MAX_DELAY_US };
+
+	return vme_fault_check_sleep(vme, site, from, to, act, &sl);
+}
+
+/*
+ * @f is validated and owned by the list on success; @added receives a
+ * copy of it as added, taken under fault_lock: once @f is on the list a
+ * call at its site may count it and FAULT_CLEAR may free it.
+ */
+int vme_fault_add(struct vme_device *vme, struct vme_fault *f,
+		  struct vme_fault *added)
 {
 	int ret = 0;
 
@@ -145,6 +179,7 @@ int vme_fault_add(struct vme_device *vme, struct vme_fault *f)
 	f->hits = 0;
 	list_add_tail(&f->node, &vme->faults);
 	vme->nr_faults++;
+	*added = *f;
 out_unlock:
 	mutex_unlock(&vme->fault_lock);
 	return ret;

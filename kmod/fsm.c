@@ -46,19 +46,34 @@ void vme_error_locked(struct vme_device *vme)
 
 /*
  * A FAIL_TO_ERROR fault fired outside SET MIG_DEVICE_STATE: the caller
- * holds no lock of the device, and a reference on it.
+ * holds no lock of the device, and a reference on it.  @migf is the data
+ * session the fault fired in (the caller holds its file), NULL for the
+ * device's own sites (reset).  The fault was decided before state_mutex
+ * was taken here: if @migf has ended meanwhile (a SET left the saving
+ * group, a reset), the device has moved on and the stale fault must not
+ * send its new state to ERROR.
  */
-void vme_fault_to_error(struct vme_device *vme, int err)
+void vme_fault_to_error(struct vme_device *vme, int err,
+			struct vme_migration_file *migf)
 {
 	u32 from;
 
-	mutex_lock(&vme->state_mutex);
+	/*
+	 * Killable: the holder may sleep arc delays (up to
+	 * VFIO_MIG_EMU_MAX_DELAY_US per SET).  A caller killed meanwhile
+	 * never sees its call's result; the device stays as it is.
+	 */
+	if (mutex_lock_killable(&vme->state_mutex))
+		return;
+	if (migf && migf != vme->saving_migf && migf != vme->resuming_migf)
+		goto out_unlock;
 	from = vme->mig_state;
 	if (from != VFIO_DEVICE_STATE_ERROR) {
 		vme_error_locked(vme);
 		vme_event_state(vme, from, VFIO_DEVICE_STATE_ERROR, err,
 				VFIO_DEVICE_STATE_ERROR);
 	}
+out_unlock:
 	vme_state_mutex_unlock(vme);
 }
 
@@ -110,7 +125,8 @@ again:
 /*
  * VFIO_DEVICE_RESET, from any state including ERROR.  The reset is queued
  * and run by whoever releases state_mutex next; taking the mutex here
- * makes sure that has happened before the ioctl returns.
+ * makes sure that has happened before the ioctl returns.  A fatal signal
+ * ends that wait with -EINTR, the reset still queued.
  */
 int vme_reset(struct vme_device *vme)
 {
@@ -120,14 +136,15 @@ int vme_reset(struct vme_device *vme)
 	case VFIO_MIG_EMU_EFFECT_FAIL:
 		return act.err;
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
-		vme_fault_to_error(vme, act.err);
+		vme_fault_to_error(vme, act.err, NULL);
 		return act.err;
 	}
 
 	spin_lock(&vme->reset_lock);
 	vme->deferred_reset = true;
 	spin_unlock(&vme->reset_lock);
-	mutex_lock(&vme->state_mutex);
+	if (mutex_lock_killable(&vme->state_mutex))
+		return -EINTR;
 	vme_state_mutex_unlock(vme);
 	return 0;
 }
@@ -144,6 +161,10 @@ void vme_open_locked(struct vme_device *vme)
 /*
  * close_device: every session ends; nothing may touch the device after.
  * The background workload takes dev_lock only, so it is cancelled here.
+ * It cannot fail, so it waits for state_mutex uninterruptibly; no SET can
+ * hold it (no ioctl runs on a device being closed), only short holders
+ * (KNOBS_SET, a data fd's FAIL_TO_ERROR), and vme_migf_disable() cuts a
+ * data fd's sleep short.
  */
 void vme_close(struct vme_device *vme)
 {
@@ -333,18 +354,21 @@ static struct file *vme_step_state_locked(struct vme_device *vme,
 
 /*
  * One arc as SET MIG_DEVICE_STATE attempts it: the arc's delay knob, the
- * SET_STATE faults for it, then the step itself.
+ * SET_STATE faults for it, then the step itself.  Both sleeps come out of
+ * @sl, the SET's budget: a SET sleeps VFIO_MIG_EMU_MAX_DELAY_US at most in
+ * all, interruptibly, however many arcs its path has.
  */
 static struct file *vme_arc_locked(struct vme_device *vme,
 				   enum vfio_device_mig_state cur,
-				   enum vfio_device_mig_state next)
+				   enum vfio_device_mig_state next,
+				   struct vme_sleep *sl)
 {
 	struct vme_fault_act act;
 
 	lockdep_assert_held(&vme->state_mutex);
-	vme_sleep_us(vme->knobs.arc_delay_us[cur][next]);
-	switch (vme_fault_check(vme, VFIO_MIG_EMU_SITE_SET_STATE, cur, next,
-				&act)) {
+	vme_sleep(sl, vme->knobs.arc_delay_us[cur][next]);
+	switch (vme_fault_check_sleep(vme, VFIO_MIG_EMU_SITE_SET_STATE, cur,
+				      next, &act, sl)) {
 	case VFIO_MIG_EMU_EFFECT_FAIL:
 		return ERR_PTR(act.err);
 	case VFIO_MIG_EMU_EFFECT_FAIL_TO_ERROR:
@@ -428,11 +452,14 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 {
 	struct vme_device *vme = to_vme(vdev);
 	enum vfio_device_mig_state cur, next, orig, target = new_state;
+	struct vme_sleep sl = { .budget_us = VFIO_MIG_EMU_MAX_DELAY_US };
 	struct file *res = NULL, *early = NULL;
 	bool no_p2p = !(vdev->migration_flags & VFIO_MIGRATION_P2P);
 	int ret;
 
-	mutex_lock(&vme->state_mutex);
+	/* The holder may sleep arc delays: wait killably. */
+	if (mutex_lock_killable(&vme->state_mutex))
+		return ERR_PTR(-EINTR);
 	/*
 	 * A device without P2P is in a P2P state only through quirk
 	 * p2p-without-flag, where it is an alias of its twin; the core's
@@ -471,7 +498,7 @@ static struct file *vme_set_state(struct vfio_device *vdev,
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = vme_arc_locked(vme, cur, next);
+		res = vme_arc_locked(vme, cur, next, &sl);
 		if (IS_ERR(res)) {
 			vme_event_state(vme, cur, next, PTR_ERR(res),
 					vme->mig_state);
@@ -537,7 +564,8 @@ static int vme_get_state(struct vfio_device *vdev,
 		*state = data_race(READ_ONCE(vme->mig_state));
 		return 0;
 	}
-	mutex_lock(&vme->state_mutex);
+	if (mutex_lock_killable(&vme->state_mutex))
+		return -EINTR;
 	*state = vme->mig_state;
 	vme_state_mutex_unlock(vme);
 	return 0;
@@ -550,7 +578,8 @@ static int vme_get_data_size(struct vfio_device *vdev,
 	struct vme_fault_act act;
 	int ret = 0;
 
-	mutex_lock(&vme->state_mutex);
+	if (mutex_lock_killable(&vme->state_mutex))
+		return -EINTR;
 	switch (vme_fault_check(vme, VFIO_MIG_EMU_SITE_DATA_SIZE, 0, 0,
 				&act)) {
 	case VFIO_MIG_EMU_EFFECT_FAIL:
@@ -571,10 +600,16 @@ static int vme_get_data_size(struct vfio_device *vdev,
 		*stop_copy_length = ULONG_MAX;
 		goto out_unlock;
 	}
-	if (vme->saving_migf)
-		*stop_copy_length = vme_save_remaining(vme->saving_migf);
-	else
+	if (vme->saving_migf) {
+		u64 rem;
+
+		ret = vme_save_remaining(vme->saving_migf, &rem);
+		*stop_copy_length = rem;
+		if (ret)
+			goto out_unlock;
+	} else {
 		*stop_copy_length = vme_stop_copy_bytes_locked(vme);
+	}
 	/* Quirk data-size-low: only half of what will be produced. */
 	if (vme_quirk(vme, VFIO_MIG_EMU_QUIRK_DATA_SIZE_LOW))
 		*stop_copy_length /= 2;

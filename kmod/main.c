@@ -152,7 +152,8 @@ static int vme_open_device(struct vfio_device *vdev)
 
 	if (vme_fault_check(vme, VFIO_MIG_EMU_SITE_OPEN, 0, 0, &act))
 		return act.err;
-	mutex_lock(&vme->state_mutex);
+	if (mutex_lock_killable(&vme->state_mutex))
+		return -EINTR;
 	vme_open_locked(vme);
 	vme_state_mutex_unlock(vme);
 	return 0;
@@ -449,7 +450,8 @@ static int vme_feature_precopy_v2(struct vme_device *vme, u32 flags,
 	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
 	if (ret != 1)
 		return ret;
-	mutex_lock(&vme->state_mutex);
+	if (mutex_lock_killable(&vme->state_mutex))
+		return -EINTR;
 	WRITE_ONCE(vme->precopy_v2, true);
 	vme_state_mutex_unlock(vme);
 	return 0;

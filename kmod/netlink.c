@@ -5,8 +5,10 @@
  * hold a reference on it while they run; events go to the "events"
  * multicast group, per device in order, numbered from 1.
  */
+#include <linux/capability.h>
 #include <linux/ktime.h>
 #include <linux/rwsem.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <net/genetlink.h>
@@ -22,8 +24,16 @@ enum vme_mcgrp {
 	VME_MCGRP_EVENTS,
 };
 
+/*
+ * Events show every device's state changes, faults and sessions: only
+ * CAP_NET_ADMIN may join (see vme_genl_mcast_bind() in compat.h where the
+ * core lacks the flag).
+ */
 static const struct genl_multicast_group vme_mcgrps[] = {
-	[VME_MCGRP_EVENTS] = { .name = VFIO_MIG_EMU_MCGRP_EVENTS },
+	[VME_MCGRP_EVENTS] = {
+		.name = VFIO_MIG_EMU_MCGRP_EVENTS,
+		.flags = VME_GENL_MCAST_CAP_NET_ADMIN,
+	},
 };
 
 /*
@@ -116,6 +126,13 @@ static const struct nla_policy vme_fault_policy[VFIO_MIG_EMU_FAULT_MAX + 1] = {
 	[VFIO_MIG_EMU_FAULT_ERRNO] = NLA_POLICY_RANGE(NLA_U32, 1, 4095),
 	[VFIO_MIG_EMU_FAULT_DELAY_US] =
 		NLA_POLICY_FULL_RANGE(NLA_U32, &vme_delay_range),
+};
+
+/* DEV_GET: A_UUID for a doit; unknown A_QUERY bits get EINVAL. */
+static const struct nla_policy vme_dev_get_policy[VFIO_MIG_EMU_A_QUERY + 1] = {
+	[VFIO_MIG_EMU_A_UUID] = VME_UUID_POLICY,
+	[VFIO_MIG_EMU_A_QUERY] =
+		NLA_POLICY_MASK(NLA_U32, VFIO_MIG_EMU_QUERY_ALL),
 };
 
 static const struct nla_policy vme_uuid_only_policy[VFIO_MIG_EMU_A_UUID + 1] = {
@@ -328,8 +345,12 @@ static int vme_nl_put_kmem(struct sk_buff *skb, struct vme_device *vme)
 	return 0;
 }
 
-/* What DEV_GET reports, gathered without holding state_mutex. */
+/*
+ * What DEV_GET reports, gathered without holding state_mutex.  A query:
+ * it changes nothing, and reads every page (the digest) only when asked.
+ */
 struct vme_nl_snapshot {
+	u32 query;			/* VFIO_MIG_EMU_QUERY_* asked for */
 	u32 state;
 	u64 mem_size;
 	u32 digest;
@@ -343,16 +364,19 @@ struct vme_nl_snapshot {
 	struct vme_knobs knobs;
 };
 
-static void vme_nl_snapshot(struct vme_device *vme, struct vme_nl_snapshot *s)
+static void vme_nl_snapshot(struct vme_device *vme, struct vme_nl_snapshot *s,
+			    u32 query)
 {
 	struct file *saving = NULL;
 	struct vme_migration_file *migf;
 
 	memset(s, 0, sizeof(*s));
+	s->query = query;
 	mutex_lock(&vme->dev_lock);
 	s->state = vme->mig_state;
 	s->mem_size = vme->mem_size;
-	s->digest = vme_digest_locked(vme);
+	if (query & VFIO_MIG_EMU_QUERY_DIGEST)
+		s->digest = vme_digest_locked(vme);
 	s->nr_res = vme->nr_res;
 	s->knobs = vme->knobs;
 	/* The device's reference on the file is held while it is set. */
@@ -369,22 +393,28 @@ static void vme_nl_snapshot(struct vme_device *vme, struct vme_nl_snapshot *s)
 		s->sessions++;
 	s->opened = READ_ONCE(vme->opened);
 
+	/*
+	 * The session's figures as its last read or precopy query left them
+	 * (no REINIT is drawn on its behalf).  Waiting for the session (a
+	 * read may sleep a DELAY fault) holds up this caller only: the
+	 * family runs commands in parallel.
+	 */
 	if (saving) {
 		s->precopy = !vme_save_precopy_figures(migf, &s->initial_bytes,
 						       &s->dirty_bytes);
-		s->stop_copy_bytes = vme_save_remaining(migf);
+		vme_save_remaining(migf, &s->stop_copy_bytes);
 		fput(saving);
 	}
 }
 
 static int vme_nl_fill_device(struct sk_buff *skb, struct vme_device *vme,
-			      u32 portid, u32 seq, int flags)
+			      u32 portid, u32 seq, int flags, u32 query)
 {
 	struct vme_nl_snapshot s;
 	struct nlattr *nest;
 	void *hdr;
 
-	vme_nl_snapshot(vme, &s);
+	vme_nl_snapshot(vme, &s, query);
 	hdr = genlmsg_put(skb, portid, seq, &vme_genl_family, flags,
 			  VFIO_MIG_EMU_CMD_DEV_GET);
 	if (!hdr)
@@ -396,7 +426,8 @@ static int vme_nl_fill_device(struct sk_buff *skb, struct vme_device *vme,
 			      VFIO_MIG_EMU_A_PAD) ||
 	    nla_put_u8(skb, VFIO_MIG_EMU_A_DEVICE_OPEN, s.opened) ||
 	    nla_put_u32(skb, VFIO_MIG_EMU_A_SESSIONS, s.sessions) ||
-	    nla_put_u32(skb, VFIO_MIG_EMU_A_DIGEST, s.digest) ||
+	    ((s.query & VFIO_MIG_EMU_QUERY_DIGEST) &&
+	     nla_put_u32(skb, VFIO_MIG_EMU_A_DIGEST, s.digest)) ||
 	    nla_put_u32(skb, VFIO_MIG_EMU_A_NR_RESOURCES, s.nr_res) ||
 	    vme_nl_put_counters(skb, vme) ||
 	    vme_nl_put_kmem(skb, vme) ||
@@ -458,12 +489,36 @@ err_free:
 
 /* ---- DEV_GET, STATS_GET, COUNTERS_RESET ------------------------------- */
 
+/*
+ * DEV_GET's A_QUERY, or a negative errno.  Anyone may ask for the cheap
+ * fields; the digest reads every page of the device (up to
+ * VFIO_MIG_EMU_MAX_MEM_SIZE) under its dev_lock, so it needs the same
+ * CAP_NET_ADMIN as the changing commands.
+ */
+static int vme_nl_dev_get_query(struct sk_buff *skb, struct nlattr **attrs,
+				struct netlink_ext_ack *extack)
+{
+	struct nlattr *attr = attrs[VFIO_MIG_EMU_A_QUERY];
+	u32 query = attr ? nla_get_u32(attr) : 0;
+
+	if ((query & VFIO_MIG_EMU_QUERY_DIGEST) &&
+	    !netlink_capable(skb, CAP_NET_ADMIN)) {
+		NL_SET_ERR_MSG_ATTR(extack, attr,
+				    "the digest (QUERY_DIGEST) needs CAP_NET_ADMIN");
+		return -EPERM;
+	}
+	return query;
+}
+
 static int vme_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct vme_device *vme;
 	struct sk_buff *msg;
-	int ret;
+	int query, ret;
 
+	query = vme_nl_dev_get_query(skb, info->attrs, info->extack);
+	if (query < 0)
+		return query;
 	vme = vme_nl_get_device(info);
 	if (IS_ERR(vme))
 		return PTR_ERR(vme);
@@ -472,7 +527,8 @@ static int vme_nl_dev_get_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = -ENOMEM;
 		goto out_put;
 	}
-	ret = vme_nl_fill_device(msg, vme, info->snd_portid, info->snd_seq, 0);
+	ret = vme_nl_fill_device(msg, vme, info->snd_portid, info->snd_seq, 0,
+				 query);
 	if (ret) {
 		nlmsg_free(msg);
 		goto out_put;
@@ -483,29 +539,51 @@ out_put:
 	return ret;
 }
 
+/*
+ * The @idx-th device on vme_devices, referenced (vfio_put_device()), or
+ * NULL past the end.  vme_devices_lock is held only for the walk: a dump
+ * fills each device without it, so creating or removing an instance never
+ * waits for a dump.  Devices added or removed meanwhile may be missed or
+ * seen twice, as in any netlink dump.
+ */
+static struct vme_device *vme_nl_nth_device(long idx)
+{
+	struct vme_device *vme;
+
+	mutex_lock(&vme_devices_lock);
+	list_for_each_entry(vme, &vme_devices, node) {
+		if (idx--)
+			continue;
+		get_device(&vme->vdev.device);
+		mutex_unlock(&vme_devices_lock);
+		return vme;
+	}
+	mutex_unlock(&vme_devices_lock);
+	return NULL;
+}
+
 /* cb->args[0]: devices already dumped. */
 static int vme_nl_dev_get_dumpit(struct sk_buff *skb,
 				 struct netlink_callback *cb)
 {
-	long idx = 0, start = cb->args[0];
+	struct genl_info dump_info;
+	struct genl_info *info = vme_genl_info_dump(cb, &dump_info);
 	struct vme_device *vme;
-	int ret = 0;
+	int query, ret = 0;
 
-	mutex_lock(&vme_devices_lock);
-	list_for_each_entry(vme, &vme_devices, node) {
-		if (idx < start) {
-			idx++;
-			continue;
-		}
+	query = vme_nl_dev_get_query(cb->skb, info->attrs, info->extack);
+	if (query < 0)
+		return query;
+	while ((vme = vme_nl_nth_device(cb->args[0]))) {
 		ret = vme_nl_fill_device(skb, vme,
 					 NETLINK_CB(cb->skb).portid,
-					 cb->nlh->nlmsg_seq, NLM_F_MULTI);
+					 cb->nlh->nlmsg_seq, NLM_F_MULTI, query);
+		vfio_put_device(&vme->vdev);
 		if (ret)
 			break;
-		idx++;
+		cb->args[0]++;
+		cond_resched();
 	}
-	mutex_unlock(&vme_devices_lock);
-	cb->args[0] = idx;
 	if (ret && !skb->len)
 		return ret;
 	return skb->len;
@@ -884,6 +962,19 @@ static int vme_nl_parse_fault(struct nlattr *nest, struct vme_fault *f,
 		f->err = EIO;
 		if (tb[VFIO_MIG_EMU_FAULT_ERRNO])
 			f->err = nla_get_u32(tb[VFIO_MIG_EMU_FAULT_ERRNO]);
+		/*
+		 * Only errnos userspace can see: 512 and up are the kernel's
+		 * own (-ERESTARTSYS would reach the caller as 512,
+		 * -ERESTARTNOINTR restarts the syscall into the same fault).
+		 */
+		if (f->err > VFIO_MIG_EMU_MAX_FAULT_ERRNO) {
+			NL_SET_ERR_MSG_ATTR_FMT(extack,
+						tb[VFIO_MIG_EMU_FAULT_ERRNO],
+						"FAULT_ERRNO %u is kernel-internal or no errno: userspace can see 1..%u",
+						f->err,
+						VFIO_MIG_EMU_MAX_FAULT_ERRNO);
+			return -EINVAL;
+		}
 	} else {
 		ret = vme_nl_fault_reject(tb, VFIO_MIG_EMU_FAULT_ERRNO,
 					  "FAULT_ERRNO is for EFFECT_FAIL and EFFECT_FAIL_TO_ERROR only",
@@ -937,7 +1028,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 		ret = PTR_ERR(vme);
 		goto err_free;
 	}
-	ret = vme_fault_add(vme, f);
+	ret = vme_fault_add(vme, f, &copy);
 	if (ret) {
 		NL_SET_ERR_MSG_ATTR_FMT(info->extack,
 					info->attrs[VFIO_MIG_EMU_A_FAULT],
@@ -946,10 +1037,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 		vfio_put_device(&vme->vdev);
 		goto err_free;
 	}
-	/* The list owns f now; reply from a copy of what was added. */
-	copy = *f;
-	copy.calls = 0;
-	copy.hits = 0;
+	/* The list owns f now (FAULT_CLEAR may free it): reply from the copy. */
 	ret = vme_nl_reply(info, VFIO_MIG_EMU_CMD_FAULT_ADD, vme,
 			   vme_nl_fill_fault_id, &copy);
 	vfio_put_device(&vme->vdev);
@@ -1281,8 +1369,8 @@ static const struct genl_ops vme_genl_ops[] = {
 		.cmd = VFIO_MIG_EMU_CMD_DEV_GET,
 		.doit = vme_nl_dev_get_doit,
 		.dumpit = vme_nl_dev_get_dumpit,
-		.policy = vme_uuid_only_policy,
-		.maxattr = ARRAY_SIZE(vme_uuid_only_policy) - 1,
+		.policy = vme_dev_get_policy,
+		.maxattr = ARRAY_SIZE(vme_dev_get_policy) - 1,
 	},
 	{
 		.cmd = VFIO_MIG_EMU_CMD_KNOBS_SET,
@@ -1354,8 +1442,22 @@ static struct genl_family vme_genl_family = {
 	.n_ops = ARRAY_SIZE(vme_genl_ops),
 	/* Strict validation (header, flags, attributes) for every command. */
 	.resv_start_op = VFIO_MIG_EMU_CMD_UNSPEC + 1,
+	/*
+	 * No genl_mutex around the handlers: a command that waits for a busy
+	 * device (KNOBS_SET behind an arc delay, DEV_GET behind a read's
+	 * DELAY) must not hold up generic netlink for everyone.  Each handler
+	 * takes the device's own locks and holds a reference on the device
+	 * (vme_nl_get_device(), vme_nl_nth_device()) for as long as it runs;
+	 * the module-wide state they touch is atomic (counters, quirk masks)
+	 * or under vme_devices_lock.  genl_unregister_family() still waits
+	 * for running doits (cb_lock), and a dump holds a module reference.
+	 */
+	.parallel_ops = true,
 	.mcgrps = vme_mcgrps,
 	.n_mcgrps = ARRAY_SIZE(vme_mcgrps),
+#ifndef HAVE_GENL_MCAST_CAP
+	.mcast_bind = vme_genl_mcast_bind,
+#endif
 };
 
 int vme_netlink_init(void)

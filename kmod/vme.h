@@ -285,7 +285,8 @@ int vme_feature_mig_data_size(struct vfio_device *vdev, u32 flags,
 void vme_state_mutex_unlock(struct vme_device *vme);
 int vme_reset(struct vme_device *vme);
 void vme_error_locked(struct vme_device *vme);
-void vme_fault_to_error(struct vme_device *vme, int err);
+void vme_fault_to_error(struct vme_device *vme, int err,
+			struct vme_migration_file *migf);
 void vme_open_locked(struct vme_device *vme);
 void vme_close(struct vme_device *vme);
 
@@ -298,7 +299,7 @@ void vme_save_enter_stop_copy(struct vme_migration_file *migf);
 int vme_resume_finish(struct vme_migration_file *migf, const char **why);
 void vme_migf_disable(struct vme_migration_file *migf);
 void vme_migf_wake(struct vme_migration_file *migf);
-u64 vme_save_remaining(struct vme_migration_file *migf);
+int vme_save_remaining(struct vme_migration_file *migf, u64 *remaining);
 u64 vme_stop_copy_bytes_locked(struct vme_device *vme);
 u64 vme_stop_copy_bytes_dev_locked(struct vme_device *vme);
 int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
@@ -307,11 +308,26 @@ int vme_save_precopy_figures(struct vme_migration_file *migf, u64 *initial,
 /* fault.c */
 void vme_faults_init(struct vme_device *vme);
 void vme_faults_fini(struct vme_device *vme);
+/*
+ * A sleep's limits (vme_sleep()): what is left of the call's bound on its
+ * sleeps (at most VFIO_MIG_EMU_MAX_DELAY_US in all), and optionally a
+ * wait queue and a count: non-zero when someone needs the lock the sleep
+ * is taken under, which ends the sleep.
+ */
+struct vme_sleep {
+	u32 budget_us;
+	wait_queue_head_t *wq;
+	atomic_t *abort;
+};
+
 int vme_fault_check(struct vme_device *vme, u32 site, u32 from, u32 to,
 		    struct vme_fault_act *act);
-int vme_fault_add(struct vme_device *vme, struct vme_fault *f);
+int vme_fault_check_sleep(struct vme_device *vme, u32 site, u32 from, u32 to,
+			  struct vme_fault_act *act, struct vme_sleep *sl);
+int vme_fault_add(struct vme_device *vme, struct vme_fault *f,
+		  struct vme_fault *added);
 int vme_fault_clear(struct vme_device *vme, u32 id, bool all);
-void vme_sleep_us(u32 us);
+void vme_sleep(struct vme_sleep *sl, u32 us);
 
 /* netlink.c */
 int vme_netlink_init(void);

@@ -1,5 +1,6 @@
 #include "model.hpp"
 
+#include <array>
 #include <bit>
 #include <cerrno>
 
@@ -362,12 +363,12 @@ FaultRequest fault_request(const Op &op)
 	}
 	if (fail || misuse) {
 		auto e = d % 30;
-		if (e == 0)
-			f.err = (d >> 8) % 2 ? 0u : 5000u;
+		if (e == 0) // out of range, or kernel-internal (ERESTARTSYS)
+			f.err = std::array{0u, 5000u, 512u}[(d >> 8) % 3];
 		else if (e > 2)
 			f.err = static_cast<std::uint32_t>(kFaultErrnos[(d >> 8) % std::size(kFaultErrnos)]);
 		// e == 1, 2: no errno, the kernel's default EIO
-		if (f.err && (!fail || *f.err == 0 || *f.err > 4095))
+		if (f.err && (!fail || *f.err == 0 || *f.err > VFIO_MIG_EMU_MAX_FAULT_ERRNO))
 			valid = false;
 	}
 	if (delay || (misuse && (d >> 12) % 2)) {

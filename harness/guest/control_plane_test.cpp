@@ -11,12 +11,13 @@ TEST_P(ControlPlane, DevGetMirrorsTheDevice)
 	REQUIRE_CONTROL();
 	Device &dev = src();
 	ASSERT_OK(emu::scribble(dev, 101, 3));
-	auto info = nl()->device(dev.label());
+	auto info = nl()->device(dev.label(), {.digest = true});
 	EXPECT_EQ(info.uuid, dev.label());
 	EXPECT_EQ(info.profile, static_cast<std::uint32_t>(profile()));
 	EXPECT_EQ(info.state, static_cast<std::uint32_t>(State::Running));
 	EXPECT_TRUE(info.open);
-	EXPECT_EQ(info.digest, emu::digest(dev));
+	ASSERT_TRUE(info.digest.has_value()) << "DEV_GET asked for the digest and got none";
+	EXPECT_EQ(*info.digest, emu::digest(dev));
 	EXPECT_EQ(info.mem_size, emu::mem_size(dev));
 	EXPECT_EQ(info.sessions, 0u);
 	auto s = dev.set_state(State::StopCopy);

@@ -70,6 +70,12 @@ TEST(ControlNames, ErrnosParseByNameOrNumber)
 	EXPECT_FALSE(parse_errno(""));
 	EXPECT_FALSE(parse_errno("12345678"));
 	EXPECT_FALSE(parse_errno("EWHAT"));
+	// FAULT_ERRNO takes what userspace can see, 1..133 (EHWPOISON).
+	EXPECT_EQ(parse_errno("133"), 133);
+	EXPECT_EQ(parse_errno("EHWPOISON"), 133);
+	EXPECT_FALSE(parse_errno("512")) << "ERESTARTSYS is kernel-internal";
+	EXPECT_FALSE(parse_errno("134"));
+	EXPECT_FALSE(parse_errno("0"));
 }
 
 TEST(ControlNames, EffectsAreAllowedExactlyWhereTheUapiTableSays)

@@ -148,7 +148,7 @@ TEST(FuzzModel, FaultRequestsNeverArmToErrorAtDataSites)
 		if (f.valid) {
 			EXPECT_TRUE(fault_effect_allowed(f.site, f.effect)) << f.str();
 			if (f.err) {
-				EXPECT_TRUE(*f.err >= 1 && *f.err <= 4095) << f.str();
+				EXPECT_TRUE(*f.err >= 1 && *f.err <= VFIO_MIG_EMU_MAX_FAULT_ERRNO) << f.str();
 			}
 			EXPECT_EQ(f.delay_us.has_value(), f.effect == VFIO_MIG_EMU_EFFECT_DELAY) << f.str();
 		}

@@ -253,6 +253,9 @@ def test_basics(nl, uuids):
               u32(F_EFFECT, E_FAIL), u32(F_ERRNO, 0))
     expect_nl(errno.ERANGE, fault, nl, u, u32(F_SITE, SITE_READ),
               u32(F_EFFECT, E_FAIL), u32(F_ERRNO, 4096))
+    # ERESTARTSYS (512): kernel-internal, never for userspace
+    expect_nl(errno.EINVAL, fault, nl, u, u32(F_SITE, SITE_READ),
+              u32(F_EFFECT, E_FAIL), u32(F_ERRNO, 512), text='kernel-internal')
     expect_nl(errno.ERANGE, fault, nl, u, u32(F_SITE, SITE_READ),
               u32(F_EFFECT, E_FAIL), u32(F_TRIGGER, T_NTH), u32(F_N, 0))
     expect_nl(errno.EINVAL, fault, nl, u, u32(F_SITE, SITE_READ),

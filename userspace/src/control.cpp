@@ -10,9 +10,12 @@
 #include <netlink/netlink.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "vfio_mig_emu.h"
+
+static_assert(vfiomig::control::kMaxFaultErrno == VFIO_MIG_EMU_MAX_FAULT_ERRNO);
 
 namespace vfiomig::control {
 
@@ -213,10 +216,13 @@ std::optional<int> parse_errno(std::string_view text)
 	if (std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
 		if (text.size() > 6)
 			return std::nullopt;
-		return std::stoi(std::string(text));
+		int e = std::stoi(std::string(text));
+		if (e < 1 || e > kMaxFaultErrno)
+			return std::nullopt;
+		return e;
 	}
 	std::string c = canonical(text);
-	for (int e = 1; e < 4096; e++)
+	for (int e = 1; e <= kMaxFaultErrno; e++)
 		if (errno_name(e) == c)
 			return e;
 	return std::nullopt;
@@ -347,7 +353,7 @@ DeviceInfo decode_device(const Attrs &a)
 	d.mem_size = a.u64(VFIO_MIG_EMU_A_MEM_SIZE).value_or(0);
 	d.open = a.u8(VFIO_MIG_EMU_A_DEVICE_OPEN).value_or(0) != 0;
 	d.sessions = a.u32(VFIO_MIG_EMU_A_SESSIONS).value_or(0);
-	d.digest = a.u32(VFIO_MIG_EMU_A_DIGEST).value_or(0);
+	d.digest = a.u32(VFIO_MIG_EMU_A_DIGEST);
 	d.nr_resources = a.u32(VFIO_MIG_EMU_A_NR_RESOURCES).value_or(0);
 	Attrs c = a.nested(VFIO_MIG_EMU_A_COUNTERS);
 	d.counters.transitions = c.u64(VFIO_MIG_EMU_CNT_TRANSITIONS).value_or(0);
@@ -604,7 +610,7 @@ std::string attr_name(Space sp, std::uint16_t type)
 		"A_DEVICE_OPEN", "A_SESSIONS", "A_DIGEST", "A_NR_RESOURCES", "A_COUNTERS", "A_PRECOPY", "A_KNOBS",
 		"A_FAULT", "A_FAULT_ID", "A_WORKLOAD_ACTION", "A_WORKLOAD_COUNT", "A_EVENT_SEQ", "A_TIMESTAMP_NS",
 		"A_FROM_STATE", "A_TO_STATE", "A_ERRNO", "A_SESSION_KIND", "A_SESSION_OPEN", "A_BYTES", "A_STATS",
-		"A_KMEM", "A_QUIRKS"};
+		"A_KMEM", "A_QUIRKS", "A_QUERY"};
 	static const char *const fault[] = {"FAULT_UNSPEC", "FAULT_PAD", "FAULT_SITE", "FAULT_FROM_STATE",
 		"FAULT_TO_STATE", "FAULT_TRIGGER", "FAULT_N", "FAULT_PROBABILITY_PPM", "FAULT_SEED", "FAULT_EFFECT",
 		"FAULT_ERRNO", "FAULT_DELAY_US", "FAULT_CALLS", "FAULT_HITS", "FAULT_ID"};
@@ -855,18 +861,33 @@ std::vector<Bytes> Client::call(const char *name, const std::string &uuid, std::
 	return std::move(r.messages);
 }
 
-std::vector<DeviceInfo> Client::devices()
+namespace {
+
+/// A_QUERY for `q`; nothing when it asks for nothing (older modules).
+void put_query(AttrBuf &b, DeviceQuery q)
 {
+	std::uint32_t flags = q.digest ? VFIO_MIG_EMU_QUERY_DIGEST : 0;
+	if (flags)
+		b.u32(VFIO_MIG_EMU_A_QUERY, flags);
+}
+
+} // namespace
+
+std::vector<DeviceInfo> Client::devices(DeviceQuery q)
+{
+	AttrBuf b;
+	put_query(b, q);
 	std::vector<DeviceInfo> out;
-	for (const Bytes &m : call("DEV_GET(dump)", "", VFIO_MIG_EMU_CMD_DEV_GET, {}, true))
+	for (const Bytes &m : call("DEV_GET(dump)", "", VFIO_MIG_EMU_CMD_DEV_GET, b.data(), true))
 		out.push_back(decode_device(Attrs(m)));
 	return out;
 }
 
-DeviceInfo Client::device(const std::string &uuid)
+DeviceInfo Client::device(const std::string &uuid, DeviceQuery q)
 {
 	AttrBuf b;
 	b.str(VFIO_MIG_EMU_A_UUID, uuid);
+	put_query(b, q);
 	auto m = call("DEV_GET", uuid, VFIO_MIG_EMU_CMD_DEV_GET, b.data());
 	if (m.empty())
 		throw ControlError(EPROTO, "DEV_GET", uuid, "no reply");
@@ -1016,8 +1037,13 @@ EventSubscription::EventSubscription()
 	int group = genl_ctrl_resolve_grp(sock_.get(), VFIO_MIG_EMU_NAME, VFIO_MIG_EMU_MCGRP_EVENTS);
 	if (group < 0)
 		throw ControlError(ENOENT, "genl_ctrl_resolve_grp(" VFIO_MIG_EMU_MCGRP_EVENTS ")", "", nl_geterror(group));
-	if (int r = nl_socket_add_membership(sock_.get(), group); r < 0)
-		throw ControlError(EPROTO, "join the events group", "", nl_geterror(r));
+	// setsockopt rather than nl_socket_add_membership(): libnl folds the
+	// errno into its own codes, and EPERM (no CAP_NET_ADMIN) must show.
+	if (::setsockopt(nl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group,
+			 sizeof(group)) != 0) {
+		int err = errno;
+		throw ControlError(err, "join the events group", "", std::strerror(err));
+	}
 	nl_socket_set_buffer_size(sock_.get(), 4 << 20, 0);
 	nl_socket_set_nonblocking(sock_.get());
 	wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -5,10 +5,15 @@
 #include <liburing.h>
 #include <nlohmann/json.hpp>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "vfio_mig_emu.h"
 #include "vfiomig/control.hpp"
@@ -484,20 +490,165 @@ json bench_memory(const std::vector<unsigned> &sizes_mib, unsigned write_cap_mib
 	return json{{"rows", rows}};
 }
 
+// ---- control plane under an unprivileged query loop -----------------------
+
+/// Latency samples of `fn`, every `period`, until `stop`.
+template <typename F>
+std::vector<double> sample_until(std::atomic<bool> &stop, std::chrono::milliseconds period, F &&fn)
+{
+	std::vector<double> ms;
+	while (!stop) {
+		auto t0 = Clock::now();
+		fn();
+		ms.push_back(ms_since(t0));
+		std::this_thread::sleep_for(period);
+	}
+	return ms;
+}
+
+json latency_json(const std::vector<double> &ms)
+{
+	return {{"samples", ms.size()}, {"p50_ms", quantile(ms, 0.5)}, {"p99_ms", quantile(ms, 0.99)},
+		{"max_ms", ms.empty() ? 0.0 : *std::max_element(ms.begin(), ms.end())}};
+}
+
+/// In a forked child without CAP_NET_ADMIN (any local user), DEV_GET in a
+/// loop (the dump, then each large device) for `seconds`; returns the
+/// child's pid and a pipe that yields the number of requests made.
+std::pair<pid_t, int> start_unprivileged_devget(const std::vector<std::string> &uuids, double seconds)
+{
+	int pipefd[2];
+	if (::pipe(pipefd) != 0)
+		throw_error(errno, "pipe for the DEV_GET loop");
+	pid_t pid = ::fork();
+	if (pid < 0)
+		throw_error(errno, "fork for the DEV_GET loop");
+	if (pid == 0) {
+		::close(pipefd[0]);
+		__user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+		__user_cap_data_struct data[2] = {};
+		::syscall(SYS_capget, &hdr, data);
+		for (auto &d : data)
+			d.effective = d.permitted = d.inheritable = 0;
+		long n = -1;
+		if (::syscall(SYS_capset, &hdr, data) == 0) {
+			n = 0;
+			try {
+				auto c = control::Client::open();
+				auto end = Clock::now() + std::chrono::duration<double>(seconds);
+				while (Clock::now() < end) {
+					c.devices();
+					n++;
+					for (const auto &u : uuids) {
+						c.device(u);
+						n++;
+					}
+				}
+			} catch (const std::exception &) {
+				n = -2;
+			}
+		}
+		(void)!::write(pipefd[1], &n, sizeof(n));
+		::_exit(0);
+	}
+	::close(pipefd[1]);
+	return {pid, pipefd[0]};
+}
+
+/// GETFAMILY and another device's I/O, quiet and while an unprivileged
+/// process runs DEV_GET on large devices.  The bound: neither may wait
+/// for the queries (a held-up GETFAMILY waits a whole DEV_GET, which on
+/// the old module digested every page of a device under genl_mutex).
+json bench_control(unsigned devices, unsigned mem_mib, double seconds, double bound_ms)
+{
+	auto nl = control::Client::open();
+	std::vector<Inst> big;
+	std::vector<std::string> uuids;
+	for (unsigned i = 0; i < devices; i++) {
+		big.push_back(make(nl, static_cast<std::uint64_t>(mem_mib) << 20));
+		uuids.push_back(big.back().mdev.uuid());
+	}
+	Inst victim = make(nl);
+	std::vector<std::uint8_t> page(VFIO_MIG_EMU_PAGE_SIZE, 0x5a);
+	victim.dev->region_write(VFIO_PCI_BAR2_REGION_INDEX, 0, page);
+
+	auto measure = [&](bool loaded) {
+		std::atomic<bool> stop{false};
+		pid_t pid = -1;
+		int rd = -1;
+		if (loaded)
+			std::tie(pid, rd) = start_unprivileged_devget(uuids, seconds);
+		std::vector<double> fam, io;
+		std::thread io_thread([&] {
+			io = sample_until(stop, std::chrono::milliseconds(5), [&] {
+				victim.dev->region_read(VFIO_PCI_BAR2_REGION_INDEX, 0, page);
+			});
+		});
+		std::thread fam_thread([&] {
+			fam = sample_until(stop, std::chrono::milliseconds(20), [] { control::Client::open(); });
+		});
+		std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+		stop = true;
+		io_thread.join();
+		fam_thread.join();
+		long requests = 0;
+		if (loaded) {
+			if (::read(rd, &requests, sizeof(requests)) != sizeof(requests))
+				requests = -3;
+			::close(rd);
+			int status = 0;
+			::waitpid(pid, &status, 0);
+		}
+		return json{{"getfamily", latency_json(fam)}, {"other_device_io", latency_json(io)},
+			    {"devget_requests", requests}};
+	};
+
+	std::printf("\nControl plane while an unprivileged process loops DEV_GET (dump + %u device(s) of %u MiB), "
+		    "%.1f s each\n", devices, mem_mib, seconds);
+	json quiet = measure(false), loaded = measure(true);
+	std::printf("  %-34s | %8s %8s %8s | %8s %8s %8s\n", "", "quiet", "", "", "DEV_GET", "loop", "");
+	std::printf("  %-34s | %8s %8s %8s | %8s %8s %8s\n", "ms", "p50", "p99", "max", "p50", "p99", "max");
+	auto row = [&](const char *name, const char *key) {
+		std::printf("  %-34s | %8.2f %8.2f %8.2f | %8.2f %8.2f %8.2f\n", name, quiet[key]["p50_ms"].get<double>(),
+			    quiet[key]["p99_ms"].get<double>(), quiet[key]["max_ms"].get<double>(),
+			    loaded[key]["p50_ms"].get<double>(), loaded[key]["p99_ms"].get<double>(),
+			    loaded[key]["max_ms"].get<double>());
+	};
+	row("CTRL_CMD_GETFAMILY (new socket)", "getfamily");
+	row("other device BAR2 4 KiB read", "other_device_io");
+	double worst = std::max(loaded["getfamily"]["max_ms"].get<double>(),
+				loaded["other_device_io"]["max_ms"].get<double>());
+	bool met = worst <= bound_ms;
+	std::printf("  DEV_GET requests by the unprivileged loop: %ld\n", loaded["devget_requests"].get<long>());
+	std::printf("  bound: held up at most %.0f ms under the loop (worst max %.2f ms): %s\n", bound_ms, worst,
+		    met ? "met" : "NOT met");
+	return json{{"devices", devices},	     {"mem_mib", mem_mib}, {"seconds", seconds}, {"quiet", quiet},
+		    {"devget_loop", loaded}, {"bound_ms", bound_ms}, {"bound_met", met}};
+}
+
 } // namespace
 
 Bench::Bench(CLI::App &app)
 {
 	cmd_ = app.add_subcommand("bench", "Benchmarks: per-arc latency, parallel switchover speedup, data path "
-					   "(read/io_uring/write vs memcpy), kernel memory per device");
+					   "(read/io_uring/write vs memcpy), kernel memory per device, control plane "
+					   "under an unprivileged DEV_GET loop");
 	cmd_->add_flag("--json", json_, "Also print the results as JSON (last line)");
-	cmd_->add_option("--only", only_, "Sections: arcs, parallel, data, memory (default all)");
+	cmd_->add_option("--only", only_, "Sections: arcs, parallel, data, memory, control (default all)");
 	cmd_->add_option("--iterations", iterations_, "Samples per arc")->capture_default_str();
 	cmd_->add_option("--reps", reps_, "Repetitions (median) for parallel and data")->capture_default_str();
 	cmd_->add_option("--delay-ms", delay_ms_, "Injected per-arc delay (ARC_DELAY knob)")->capture_default_str();
 	cmd_->add_option("--data-mib", data_mib_, "Device memory for the data path")->capture_default_str();
 	cmd_->add_option("--mem-mib", mem_mib_, "Device memory sizes for the memory table")->capture_default_str();
 	cmd_->add_option("--write-cap-mib", write_cap_mib_, "Most MiB written per device in the memory table")
+		->capture_default_str();
+	cmd_->add_option("--control-devices", control_devices_, "Large devices the unprivileged DEV_GET loop queries")
+		->capture_default_str();
+	cmd_->add_option("--control-mib", control_mib_, "Their device memory")->capture_default_str();
+	cmd_->add_option("--control-seconds", control_seconds_, "Length of each control measurement")
+		->capture_default_str();
+	cmd_->add_option("--control-bound-ms", control_bound_ms_,
+			 "Most GETFAMILY or another device's read may be held up by the loop")
 		->capture_default_str();
 }
 
@@ -518,6 +669,9 @@ bool Bench::run(int *rc)
 			j["data"] = bench_data(data_mib_, reps_);
 		if (want("memory"))
 			j["memory"] = bench_memory(mem_mib_, write_cap_mib_);
+		if (want("control"))
+			j["control"] = bench_control(control_devices_, control_mib_, control_seconds_,
+						     control_bound_ms_);
 		j["elapsed_s"] = ms_since(t0) / 1000.0;
 		std::printf("\nbench: %.1f s\n", ms_since(t0) / 1000.0);
 		if (json_)

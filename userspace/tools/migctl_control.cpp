@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -57,6 +58,37 @@ std::string hex32(std::uint32_t v)
 	char buf[16];
 	std::snprintf(buf, sizeof(buf), "0x%08x", v);
 	return buf;
+}
+
+/// hex32 of a digest, "-" when the reply has none (not asked for, or
+/// refused: the digest needs CAP_NET_ADMIN).
+std::string digest_text(const std::optional<std::uint32_t> &d)
+{
+	return d ? hex32(*d) : "-";
+}
+
+/// DEV_GET with the digest; without it when the caller may not read it.
+DeviceInfo device_with_digest(Client &c, const std::string &uuid)
+{
+	try {
+		return c.device(uuid, DeviceQuery{.digest = true});
+	} catch (const ControlError &e) {
+		if (e.err() != EPERM)
+			throw;
+	}
+	return c.device(uuid);
+}
+
+/// The DEV_GET dump with digests; without them when refused (EPERM).
+std::vector<DeviceInfo> devices_with_digest(Client &c)
+{
+	try {
+		return c.devices(DeviceQuery{.digest = true});
+	} catch (const ControlError &e) {
+		if (e.err() != EPERM)
+			throw;
+	}
+	return c.devices();
 }
 
 [[noreturn]] void usage_error(const std::string &msg) { throw CLI::ValidationError(msg); }
@@ -164,7 +196,7 @@ json device_json(const DeviceInfo &d)
 		  {"mem_size", d.mem_size},
 		  {"open", d.open},
 		  {"sessions", d.sessions},
-		  {"digest", hex32(d.digest)},
+		  {"digest", d.digest ? json(hex32(*d.digest)) : json(nullptr)},
 		  {"nr_resources", d.nr_resources}};
 	const Counters &c = d.counters;
 	j["counters"] = {{"transitions", c.transitions},   {"transition_errors", c.transition_errors},
@@ -216,7 +248,8 @@ json event_json(const Event &e)
 
 int cmd_list(const ControlCommands::Options &o)
 {
-	auto devs = Client::open().devices();
+	Client c = Client::open();
+	auto devs = devices_with_digest(c);
 	if (o.json) {
 		json j = json::array();
 		for (const auto &d : devs)
@@ -232,7 +265,7 @@ int cmd_list(const ControlCommands::Options &o)
 		    "DIGEST", "MEM");
 	for (const auto &d : devs)
 		std::printf("%-36s  %-9s  %-12s  %-4s  %-8u  %-10s  %llu\n", d.uuid.c_str(), profile_of(d.profile).c_str(),
-			    state_name(d.state).c_str(), d.open ? "yes" : "no", d.sessions, hex32(d.digest).c_str(),
+			    state_name(d.state).c_str(), d.open ? "yes" : "no", d.sessions, digest_text(d.digest).c_str(),
 			    static_cast<unsigned long long>(d.mem_size));
 	return 0;
 }
@@ -240,7 +273,7 @@ int cmd_list(const ControlCommands::Options &o)
 int cmd_show(const ControlCommands::Options &o)
 {
 	Client c = Client::open();
-	DeviceInfo d = c.device(o.uuid);
+	DeviceInfo d = device_with_digest(c, o.uuid);
 	auto faults = c.faults(o.uuid);
 	if (o.json) {
 		json j = device_json(d);
@@ -253,7 +286,7 @@ int cmd_show(const ControlCommands::Options &o)
 	std::printf("%s\n  profile %s, state %s, device fd %s, %u session(s)\n", d.uuid.c_str(),
 		    profile_of(d.profile).c_str(), state_name(d.state).c_str(), d.open ? "open" : "closed", d.sessions);
 	std::printf("  memory %llu bytes, %u resources, digest %s\n", static_cast<unsigned long long>(d.mem_size),
-		    d.nr_resources, hex32(d.digest).c_str());
+		    d.nr_resources, digest_text(d.digest).c_str());
 	const Counters &n = d.counters;
 	std::printf("counters:\n  transitions %llu, failed SETs %llu, resets %llu\n"
 		    "  bytes saved %llu, loaded %llu, precopy queries %llu, faults hit %llu\n",
@@ -487,7 +520,8 @@ int cmd_fault_add(const ControlCommands::Options &o)
 	if (!o.err.empty()) {
 		auto e = parse_errno(o.err);
 		if (!e)
-			usage_error("not an errno: '" + o.err + "' (EIO, EXDEV, ... or a number)");
+			usage_error("not an errno a fault can return: '" + o.err + "' (EIO, EXDEV, ... or a number 1.." +
+				    std::to_string(kMaxFaultErrno) + "; kernel-internal ones such as ERESTARTSYS are refused)");
 		f.err = static_cast<std::uint32_t>(*e);
 	}
 	f.delay_us = o.delay_us;

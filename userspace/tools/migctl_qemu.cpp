@@ -141,7 +141,7 @@ Run run_once(control::Client &ctl, const qemu::Build &build, const Setup &s, boo
 			run.reinits++;
 	run.approvals = static_cast<unsigned>(approvals());
 	for (auto &p : lane.pairs())
-		if (ctl.device(p.src.uuid()).digest != ctl.device(p.dst.uuid()).digest) {
+		if (ctl.device(p.src.uuid(), {.digest = true}).digest != ctl.device(p.dst.uuid(), {.digest = true}).digest) {
 			run.error = "digests differ on " + p.src.uuid();
 			return run;
 		}

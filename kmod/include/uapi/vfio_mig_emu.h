@@ -246,14 +246,23 @@ struct vfio_mig_emu_resource {
  * unknown one gets ENODEV.  A missing required attribute gets EINVAL, the
  * extack message "missing attribute <NAME>" and NLMSGERR_ATTR_MISS_TYPE.
  * DEV_GET replies: A_UUID, PROFILE, STATE, MEM_SIZE, DEVICE_OPEN,
- * SESSIONS, DIGEST, NR_RESOURCES, COUNTERS, KNOBS and PRECOPY (INITIAL and
+ * SESSIONS, NR_RESOURCES, COUNTERS, KNOBS and PRECOPY (INITIAL and
  * DIRTY_BYTES only while a session is in PRE_COPY(_P2P); STOP_COPY_BYTES
- * always, as MIG_DATA_SIZE would report).  Replies of the changing
- * commands: KNOBS_SET: A_UUID + A_KNOBS; FAULT_ADD: A_UUID, A_FAULT_ID,
- * A_FAULT; the others an ack only.
+ * always, as MIG_DATA_SIZE would report), and DIGEST only when the request
+ * asks for it (A_QUERY with VFIO_MIG_EMU_QUERY_DIGEST).  DEV_GET is a
+ * query: it never changes a device or a live session (its precopy figures
+ * are the session's as the last read() or VFIO_MIG_GET_PRECOPY_INFO left
+ * them).  Replies of the changing commands: KNOBS_SET: A_UUID + A_KNOBS;
+ * FAULT_ADD: A_UUID, A_FAULT_ID, A_FAULT; the others an ack only.
  *
  * Every command that changes anything needs CAP_NET_ADMIN
- * (GENL_ADMIN_PERM).  Attributes are validated by a strict policy: an
+ * (GENL_ADMIN_PERM), and so does the digest (it reads every page of the
+ * device: EPERM with an extack otherwise) and joining the "events" group
+ * (EPERM from the bind or NETLINK_ADD_MEMBERSHIP).  The other queries are
+ * cheap and open to everyone.  Commands run in parallel (the family has
+ * parallel_ops): a command that waits for one device (KNOBS_SET behind an
+ * arc delay) holds up neither other devices nor the rest of generic
+ * netlink.  Attributes are validated by a strict policy: an
  * unknown, oversized, ill-typed or out-of-range attribute fails the
  * request with an extack that points at it (NLMSGERR_ATTR_OFFS, plus
  * NLMSGERR_ATTR_POLICY with the valid range); the message text is the
@@ -343,10 +352,20 @@ enum vfio_mig_emu_attr {
 	VFIO_MIG_EMU_A_STATS,		/* nest: enum vfio_mig_emu_stat */
 	VFIO_MIG_EMU_A_KMEM,		/* nest: enum vfio_mig_emu_kmem (DEV_GET) */
 	VFIO_MIG_EMU_A_QUIRKS,		/* u64: mask of BIT(enum vfio_mig_emu_quirk) */
+	/* u32, DEV_GET request: VFIO_MIG_EMU_QUERY_* (unknown bits: EINVAL) */
+	VFIO_MIG_EMU_A_QUERY,
 	__VFIO_MIG_EMU_A_MAX,
 };
 
 #define VFIO_MIG_EMU_A_MAX		(__VFIO_MIG_EMU_A_MAX - 1)
+
+/*
+ * DEV_GET's A_QUERY: what the reply carries beyond the cheap fields.
+ * DIGEST (needs CAP_NET_ADMIN): A_DIGEST, a crc32c over every page of
+ * device memory, as BAR0's DIGEST register.
+ */
+#define VFIO_MIG_EMU_QUERY_DIGEST	(1u << 0)
+#define VFIO_MIG_EMU_QUERY_ALL		VFIO_MIG_EMU_QUERY_DIGEST
 
 enum vfio_mig_emu_counter {
 	VFIO_MIG_EMU_CNT_UNSPEC,
@@ -427,12 +446,25 @@ enum vfio_mig_emu_knob {
  *                                    vfio core takes the opt-in (7.1+)
  *
  * Arc delay: each arc of SET MIG_DEVICE_STATE sleeps its delay (a signal
- * cuts the sleep short) before the arc runs.
+ * cuts the sleep short) before the arc runs.  One SET sleeps at most
+ * VFIO_MIG_EMU_MAX_DELAY_US in all, its arc delays and SET_STATE DELAY
+ * faults together, however many arcs its path has.
  *
  * Load cost: on the resuming side each RESOURCE record, once applied,
  * costs LOAD_US_PER_RESOURCE microseconds plus LOAD_NS_PER_KIB
  * nanoseconds per KiB of its payload; the write() that completes the
- * record sleeps that long (interruptible).
+ * record sleeps that long (interruptible), and one write() sleeps at most
+ * VFIO_MIG_EMU_MAX_DELAY_US in all (its WRITE DELAY fault included).
+ *
+ * Sleeps and waits: every sleep is interruptible, and the calls that wait
+ * for a device or a session another call holds through a sleep (SET and
+ * GET MIG_DEVICE_STATE, MIG_DATA_SIZE, VFIO_DEVICE_RESET, the
+ * PRECOPY_INFOv2 opt-in, opening the device, read(), write(),
+ * VFIO_MIG_GET_PRECOPY_INFO) wait killably: a fatal signal ends the wait
+ * with EINTR (RESET's reset stays queued and runs when the holder is
+ * done).  What cannot fail (ending a session, entering STOP_COPY,
+ * RESUMING -> STOP's check, closing) cuts short a data file's DELAY or
+ * load cost in progress instead of waiting it out.
  *
  * RESOURCE_BYTES: context bytes each RESOURCE record carries after
  * struct vfio_mig_emu_resource (stream minor 1, see below); taken when a
@@ -492,7 +524,8 @@ enum vfio_mig_emu_fault_attr {
 	VFIO_MIG_EMU_FAULT_PROBABILITY_PPM, /* u32: 1 .. 1000000 */
 	VFIO_MIG_EMU_FAULT_SEED,	/* u64: PRNG seed of TRIGGER_RANDOM */
 	VFIO_MIG_EMU_FAULT_EFFECT,	/* u32: enum vfio_mig_emu_fault_effect */
-	VFIO_MIG_EMU_FAULT_ERRNO,	/* u32: 1 .. 4095, for FAIL effects */
+	/* u32: 1 .. VFIO_MIG_EMU_MAX_FAULT_ERRNO, for FAIL effects */
+	VFIO_MIG_EMU_FAULT_ERRNO,
 	VFIO_MIG_EMU_FAULT_DELAY_US,	/* u32: for EFFECT_DELAY */
 	VFIO_MIG_EMU_FAULT_CALLS,	/* u64, reply: calls seen at the site */
 	VFIO_MIG_EMU_FAULT_HITS,	/* u64, reply: times it fired */
@@ -531,12 +564,22 @@ enum vfio_mig_emu_fault_effect {
 #define VFIO_MIG_EMU_MAX_FAULTS		64	/* per device */
 
 /*
+ * The largest FAULT_ERRNO: EHWPOISON, the last errno of the uAPI
+ * (asm-generic/errno.h).  Numbers from 512 up are kernel-internal
+ * (ERESTARTSYS, ERESTARTNOINTR, ...: never meant to reach userspace, some
+ * restart the syscall into the same fault) and 134..511 are not errnos.
+ */
+#define VFIO_MIG_EMU_MAX_FAULT_ERRNO	133
+
+/*
  * Fault semantics.  FAULT_ADD needs SITE and EFFECT.  Without TRIGGER a
  * fault fires on every call (EVERY_NTH, N = 1); NTH, EVERY_NTH and FIRST_N
  * need N (>= 1), RANDOM needs PROBABILITY_PPM (SEED defaults to 0; the
  * fault's own splitmix64 PRNG, seeded at FAULT_ADD, draws z per call and
- * fires when (z >> 32) % 1000000 < ppm).  ERRNO (default EIO) only with
- * FAIL and FAIL_TO_ERROR, DELAY_US (required) only with DELAY,
+ * fires when (z >> 32) % 1000000 < ppm).  ERRNO (default EIO, 0 or more
+ * than 4095: ERANGE; 134..4095, kernel-internal or not an errno: EINVAL
+ * "FAULT_ERRNO ... userspace can see 1..133") only with FAIL and
+ * FAIL_TO_ERROR, DELAY_US (required) only with DELAY,
  * FROM_STATE/TO_STATE (1..7 or ANY, default ANY) only with SITE_SET_STATE.
  * Anything else is refused with EINVAL (ERANGE for out-of-range values)
  * and an extack naming the attribute; a device's 65th fault gets ENOSPC.
@@ -563,8 +606,11 @@ enum vfio_mig_emu_fault_effect {
  * call; OPEN when the vfio device fd is opened (FAIL: open fails).
  * FAIL returns -ERRNO and changes nothing (a failed write consumes no
  * byte); FAIL_TO_ERROR returns -ERRNO and sends the device to ERROR (ending
- * its sessions), reported by EVENT_STATE.  DELAY sleeps DELAY_US, then the
- * call proceeds.  SHORT_IO: the call moves at most half the bytes asked
+ * its sessions), reported by EVENT_STATE; at a data file site only while
+ * that file's session is still the device's (a session a concurrent SET or
+ * reset ended takes no later state down).  DELAY sleeps DELAY_US (see
+ * "Sleeps and waits" above: bounded per call, cut short at a data file
+ * when its session ends), then the call proceeds.  SHORT_IO: the call moves at most half the bytes asked
  * (at least 1).  CORRUPT: READ flips (xor 0xff) the middle byte of what
  * the reader received; WRITE flips the middle byte of the first chunk
  * taken into the parse buffer, before parsing (the record crc catches

@@ -79,8 +79,12 @@ std::optional<std::uint32_t> parse_knob(std::string_view name);
 /// An arc end: a settable state (1..7) or ANY ("ANY", "*").
 std::string arc_state_name(std::uint32_t s);
 std::optional<std::uint32_t> parse_arc_state(std::string_view name);
-/// An errno by name ("EIO", "eio") or number ("5").
+/// An errno by name ("EIO", "eio") or number ("5") that FAULT_ERRNO
+/// takes: 1..VFIO_MIG_EMU_MAX_FAULT_ERRNO (133), the errnos userspace can
+/// see; kernel-internal ones (ERESTARTSYS, 512) give std::nullopt.
 std::optional<int> parse_errno(std::string_view text);
+/// VFIO_MIG_EMU_MAX_FAULT_ERRNO.
+inline constexpr int kMaxFaultErrno = 133;
 
 /// Seeded driver bugs (enum vfio_mig_emu_quirk): bit numbers, stable
 /// lower-case names ("flags-echo-after-v2") and a one-line description
@@ -139,12 +143,20 @@ struct DeviceInfo {
 	std::uint64_t mem_size = 0;
 	bool open = false;
 	std::uint32_t sessions = 0;
-	std::uint32_t digest = 0;
+	/// Only when asked for (DeviceQuery::digest; needs CAP_NET_ADMIN).
+	std::optional<std::uint32_t> digest;
 	std::uint32_t nr_resources = 0;
 	Counters counters;
 	Precopy precopy;
 	Knobs knobs;
 	std::optional<Kmem> kmem; ///< absent from modules without A_KMEM
+};
+
+/// What a DEV_GET asks for beyond the cheap fields (A_QUERY).
+struct DeviceQuery {
+	/// A_DIGEST: a crc32c over every page of device memory. The kernel
+	/// refuses it (EPERM) without CAP_NET_ADMIN.
+	bool digest = false;
 };
 
 /// STATS_GET reply: module-wide live objects.
@@ -255,8 +267,8 @@ public:
 	/// the module is not loaded).
 	static Client open();
 
-	std::vector<DeviceInfo> devices();
-	DeviceInfo device(const std::string &uuid);
+	std::vector<DeviceInfo> devices(DeviceQuery q = {});
+	DeviceInfo device(const std::string &uuid, DeviceQuery q = {});
 	Stats stats();
 	/// Returns the knobs the kernel reports after the change.
 	Knobs set_knobs(const std::string &uuid, const Knobs &k);
@@ -300,7 +312,8 @@ private:
 
 /// Membership of the "events" group on a socket of its own. Events come
 /// out of pop() (blocking, with a timeout) or go to a callback on a thread
-/// of the subscription (start()). stop() wakes a blocked reader.
+/// of the subscription (start()). stop() wakes a blocked reader. Joining
+/// needs CAP_NET_ADMIN: the constructor throws ControlError EPERM without.
 class EventSubscription {
 public:
 	EventSubscription();
