@@ -226,13 +226,15 @@ TEST_P(QemuFaults, NoSilentCorruptionSourceRunsOnRetrySucceeds)
 		auto again = lane.wait_final(90s, /*converge=*/true);
 		retry = again.value("status", "?");
 		EXPECT_EQ(retry, "completed") << "a retry after the fault was cleared: " << again.dump();
-		// A source device that stopped cleanly holds what STOP_COPY
-		// saved; QEMU may have written its config space after the reset
-		// that preceded the retry, so compare with it where it stopped.
-		if (retry == "completed") {
-			auto s = device_info(src);
-			std::uint32_t expect = static_cast<State>(s.state) == State::Stop ? *s.digest : retry_before;
-			EXPECT_EQ(*device_info(dst).digest, expect) << "retry";
+		// The digest covers config space, which QEMU migrates itself
+		// and writes into the destination device. After QEMU reset the
+		// source device (README finding F3) the source's config space is
+		// the power-on one while QEMU's copy is what the guest
+		// programmed: the digests are then not comparable.
+		if (retry == "completed" && src_kept) {
+			EXPECT_EQ(*device_info(dst).digest, retry_before) << "retry";
+		} else if (retry == "completed") {
+			retry += " (F3: not compared)";
 		}
 	}
 

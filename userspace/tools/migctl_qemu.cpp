@@ -228,7 +228,152 @@ int run_experiment(const Setup &s, const std::string &json_out, const std::strin
 	return all_ok ? 0 : 1;
 }
 
+std::uint64_t parse_bytes(const std::string &s)
+{
+	size_t pos = 0;
+	std::uint64_t v = std::stoull(s, &pos);
+	std::string unit = s.substr(pos);
+	if (unit == "K" || unit == "k")
+		v <<= 10;
+	else if (unit == "M" || unit == "m")
+		v <<= 20;
+	else if (unit == "G" || unit == "g")
+		v <<= 30;
+	else if (!unit.empty())
+		throw std::runtime_error("bad size " + s + " (N, NK, NM or NG)");
+	return v;
+}
+
+struct ExpectedCase {
+	std::string qemu;
+	std::uint64_t size = 0, bandwidth = 0;
+	bool garbage = false;
+	std::int64_t expected_ms = -1, limit_ms = 300;
+	bool converged_alone = false;
+	std::string status;
+	double downtime_ms = 0;
+};
+
+ExpectedCase expected_case(control::Client &ctl, const qemu::Build &build, std::uint64_t size,
+			   std::uint64_t bandwidth, bool garbage, const std::string &results)
+{
+	ExpectedCase c{build.label, size, bandwidth, garbage};
+	qemu::LaneOptions opt;
+	opt.results_root = results;
+	// No PRE_COPY: the whole state moves in the stop window.
+	opt.profiles = {Profile::P2P};
+	opt.src_knobs.mem_size = size;
+	opt.dst_knobs.mem_size = size;
+	qemu::QemuLane lane(ctl, build,
+			    fmt::format("expected_{}_{}M_{}M{}", build.label, size >> 20, bandwidth >> 20,
+					garbage ? "_garbage" : ""),
+			    opt);
+	const std::string src = lane.pairs()[0].src.uuid();
+	ctl.workload(src, control::Workload::Dirty, static_cast<std::uint32_t>(size / 4096));
+	if (garbage) {
+		control::Fault f;
+		f.site = control::Site::DataSize;
+		f.effect = control::Effect::GarbageSize;
+		f.trigger = control::Trigger::EveryNth;
+		f.n = 1;
+		ctl.add_fault(src, f);
+	}
+	lane.set_parameters({{"max-bandwidth", bandwidth}});
+	lane.start_migration();
+	// Let QEMU measure the bandwidth and report its estimate.
+	auto info = lane.wait_final(12s);
+	c.status = info.value("status", "?");
+	if (c.status == "completed") {
+		c.converged_alone = true;
+	} else {
+		c.expected_ms = info.value("expected-downtime", std::int64_t(-1));
+		if (c.expected_ms > c.limit_ms && c.expected_ms < 600000) {
+			c.limit_ms = c.expected_ms + c.expected_ms / 10;
+			lane.set_parameters({{"downtime-limit", c.limit_ms}});
+		}
+		info = lane.wait_final(120s);
+		c.status = info.value("status", "?");
+	}
+	if (c.expected_ms < 0 && info.contains("expected-downtime"))
+		c.expected_ms = info["expected-downtime"].get<std::int64_t>();
+	c.downtime_ms = info.value("downtime", 0.0);
+	if (garbage)
+		ctl.clear_faults(src);
+	return c;
+}
+
+int run_expected(const std::vector<std::uint64_t> &sizes, const std::vector<std::uint64_t> &bws,
+		 const std::string &json_out, const std::string &results)
+{
+	const auto &builds = qemu::lane_builds().found;
+	if (builds.empty()) {
+		std::fprintf(stderr, "vfio-migctl qemu-expected-downtime: %s\n", qemu::lane_missing_reason().c_str());
+		return 4;
+	}
+	control::Client ctl = control::Client::open();
+	json rows = json::array();
+	std::printf("%-6s %9s %11s %12s %10s %11s %10s %7s  %s\n", "QEMU", "state", "bandwidth", "expected",
+		    "limit", "downtime", "ratio", "alone", "status");
+	auto print = [&](const ExpectedCase &c) {
+		double ratio = c.expected_ms > 0 ? c.downtime_ms / static_cast<double>(c.expected_ms) : 0;
+		std::printf("%-6s %6lu MiB %7lu MiB/s %9lld ms %7lld ms %8.0f ms %10.2f %7s  %s%s\n", c.qemu.c_str(),
+			    static_cast<unsigned long>(c.size >> 20), static_cast<unsigned long>(c.bandwidth >> 20),
+			    static_cast<long long>(c.expected_ms), static_cast<long long>(c.limit_ms), c.downtime_ms,
+			    ratio, c.converged_alone ? "yes" : "no", c.status.c_str(),
+			    c.garbage ? " (GARBAGE_SIZE on MIG_DATA_SIZE)" : "");
+		std::fflush(stdout);
+		rows.push_back({{"qemu", c.qemu}, {"state_bytes", c.size}, {"bandwidth", c.bandwidth},
+				{"garbage_size", c.garbage}, {"expected_ms", c.expected_ms}, {"limit_ms", c.limit_ms},
+				{"downtime_ms", c.downtime_ms}, {"converged_at_default_limit", c.converged_alone},
+				{"status", c.status}});
+	};
+	bool ok = true;
+	for (const auto &b : builds) {
+		for (auto size : sizes)
+			for (auto bw : bws) {
+				auto c = expected_case(ctl, b, size, bw, false, results);
+				ok = ok && c.status == "completed";
+				print(c);
+			}
+		print(expected_case(ctl, b, sizes.front(), bws.back(), true, results));
+	}
+	if (!json_out.empty())
+		std::ofstream(json_out) << json{{"rows", rows}}.dump(2) << "\n";
+	return ok ? 0 : 1;
+}
+
 } // namespace
+
+QemuExpectedDowntime::QemuExpectedDowntime(CLI::App &app)
+{
+	cmd_ = app.add_subcommand("qemu-expected-downtime",
+				  "The pending-size series' test with QEMU 10.0 and 11.1: a device without PRE_COPY "
+				  "holding SIZE of state, migration capped at BANDWIDTH; QEMU's expected-downtime, the "
+				  "limit set to it, the actual downtime; and a device lying about its size");
+	cmd_->add_option("--size", sizes_, "Device state sizes (repeatable; K, M, G)")->capture_default_str();
+	cmd_->add_option("--bandwidth", bandwidths_, "max-bandwidth values, bytes/s (repeatable; K, M, G)")
+		->capture_default_str();
+	cmd_->add_option("--json", json_out_, "Also write the rows as JSON to this file");
+	cmd_->add_option("--results", results_, "Folder for QEMU logs and traces (default $VM_RESULTS/qemu)");
+}
+
+bool QemuExpectedDowntime::run(int *rc)
+{
+	if (!*cmd_)
+		return false;
+	try {
+		std::vector<std::uint64_t> sizes, bws;
+		for (auto &s : sizes_)
+			sizes.push_back(parse_bytes(s));
+		for (auto &b : bandwidths_)
+			bws.push_back(parse_bytes(b));
+		*rc = run_expected(sizes, bws, json_out_, results_);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "vfio-migctl qemu-expected-downtime: %s\n", e.what());
+		*rc = 1;
+	}
+	return true;
+}
 
 QemuDowntime::QemuDowntime(CLI::App &app)
 {

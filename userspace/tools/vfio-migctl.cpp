@@ -204,6 +204,7 @@ int main(int argc, char **argv)
 	migctl::ControlCommands control(app); // list, show, state, knob, fault, watch, ...
 	migctl::ReinitTable reinit_table(app); // reinit-table
 	migctl::QemuDowntime qemu_downtime(app); // qemu-downtime
+	migctl::QemuExpectedDowntime qemu_expected(app); // qemu-expected-downtime
 	migctl::Bench bench(app);              // bench
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
@@ -228,6 +229,8 @@ int main(int argc, char **argv)
 	if (int rc = 0; control.run(&rc))
 		return rc;
 	if (int rc = 0; qemu_downtime.run(&rc))
+		return rc;
+	if (int rc = 0; qemu_expected.run(&rc))
 		return rc;
 	if (int rc = 0; reinit_table.run(&rc))
 		return rc;
