@@ -25,6 +25,7 @@ struct Scenario {
 	std::vector<Profile> profiles;
 	std::uint32_t dirty_rate = 0;	  ///< source knob, pages/s
 	std::uint32_t reconfig = 0;	  ///< resources added during precopy
+	std::uint64_t mem_size = 0;	  ///< MEM_SIZE knob, 0: the default
 };
 
 struct LaneParam {
@@ -124,6 +125,9 @@ protected:
 /// four devices; idle, dirtying, reconfiguring during precopy.
 const std::vector<Scenario> kLiveScenarios = {
 	{"one_full_idle", {Profile::Full}},
+	// Every MEM_SIZE the module accepts must realize in QEMU: 12 KiB is
+	// a BAR2 whose region must still be the 16 KiB BAR sizing reports.
+	{"one_full_12k_memory", {Profile::Full}, 3000, 0, 12288},
 	{"one_stopcopy_idle", {Profile::StopCopy}},
 	{"one_p2p_dirtying", {Profile::P2P}, 3000},
 	{"one_precopy_dirtying", {Profile::PreCopy}, 3000},
@@ -140,6 +144,10 @@ TEST_P(QemuLiveMigration, CompletesWithEqualDigestsAndAllowedArcs)
 	qemu::LaneOptions opt;
 	opt.profiles = sc.profiles;
 	opt.src_knobs.dirty_rate = sc.dirty_rate;
+	if (sc.mem_size) {
+		opt.src_knobs.mem_size = sc.mem_size;
+		opt.dst_knobs.mem_size = sc.mem_size;
+	}
 	EventLog events;
 	QemuLane lane(*nl(), *build_, param_name({GetParam(), 0}), opt);
 	SCOPED_TRACE(lane.describe() + "logs in " + lane.dir());
