@@ -48,6 +48,11 @@ struct FaultCase {
 	}
 };
 
+void PrintTo(const FaultCase &c, std::ostream *os)
+{
+	*os << c.name();
+}
+
 std::vector<FaultCase> all_cases(const std::string &build)
 {
 	std::vector<FaultCase> out;

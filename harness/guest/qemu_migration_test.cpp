@@ -33,6 +33,12 @@ struct LaneParam {
 	Scenario scenario;
 };
 
+// Readable parameters in reports (not a byte dump).
+void PrintTo(const LaneParam &p, std::ostream *os)
+{
+	*os << "QEMU " << (p.build.empty() ? "none" : p.build) << ", " << p.scenario.name;
+}
+
 std::vector<LaneParam> lane_params(const std::vector<Scenario> &scenarios)
 {
 	std::vector<LaneParam> out;
@@ -243,6 +249,12 @@ struct ReinitParam {
 	std::string build;
 	control::ReinitPolicy policy;
 };
+
+void PrintTo(const ReinitParam &p, std::ostream *os)
+{
+	*os << "QEMU " << (p.build.empty() ? "none" : p.build) << ", REINIT policy "
+	    << control::reinit_policy_name(p.policy);
+}
 
 class QemuReinit : public ::testing::TestWithParam<ReinitParam> {};
 
