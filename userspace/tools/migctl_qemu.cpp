@@ -170,7 +170,7 @@ int run_experiment(const Setup &s, const std::string &json_out, const std::strin
 		return 4;
 	}
 	control::Client ctl = control::Client::open();
-	std::printf("QEMU %s, %u busy + %u idle devices, %u runs per mode, downtime-limit %u ms\n",
+	std::printf("%s, %u busy + %u idle devices, %u runs per mode, downtime-limit %u ms\n",
 		    build->version_text.c_str(), s.busy.count, s.idle.count, s.runs, s.downtime_limit_ms);
 	json runs_json = json::array();
 	std::vector<double> down[2], total[2], pause[2];
