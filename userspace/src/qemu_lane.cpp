@@ -69,6 +69,7 @@ QemuLane::QemuLane(control::Client &ctl, const Build &build, const std::string &
 		cfg.dir = dir_;
 		cfg.socket_dir = socket_dir_;
 		cfg.incoming = incoming;
+		cfg.machine = opt.machine;
 		cfg.trace = opt.trace;
 		for (size_t i = 0; i < pairs_.size(); i++) {
 			const MdevInstance &m = incoming ? pairs_[i].dst : pairs_[i].src;

@@ -43,6 +43,10 @@ struct LaneOptions {
 	control::Knobs src_knobs;
 	/// Knobs applied to every destination instance.
 	control::Knobs dst_knobs;
+	/// Machine type: "q35" (the build's newest), or a versioned one to
+	/// get its compat properties ("pc-q35-11.0": 11.1's legacy
+	/// switchover-ack).
+	std::string machine = "q35";
 	/// Capabilities set on both sides.
 	std::vector<std::string> capabilities = {"return-path", "switchover-ack"};
 };
