@@ -61,13 +61,30 @@ TEST(SwitchoverGate, LegacyAcksOnceForAllDevices)
 	EXPECT_TRUE(g.ready());
 }
 
-TEST(SwitchoverGate, LegacyNeverAcksTwice)
+// QEMU 11.1's legacy mode (the default): one ACK, and a REINIT after it
+// neither asks for another nor holds the switchover back.
+TEST(SwitchoverGate, LegacyNeverAcksTwiceAndDoesNotWaitForReinitData)
 {
 	SwitchoverGate g(1, AckMode::Legacy);
 	g.observe(0, v2(10));
+	EXPECT_FALSE(g.ready()) << "the initial data is not loaded yet";
 	g.loaded(0, 10);
 	ASSERT_EQ(g.acks_sent(), 1u);
 	g.observe(0, v2(30, 0, kReinit)); // new initial data after the ACK
+	EXPECT_TRUE(g.ready()) << "QEMU 11.1 does not wait for it: " << g.why_not_ready();
+	EXPECT_EQ(g.ack_requests(0), 1u) << "legacy ACK is not re-usable";
+	g.loaded(0, 30);
+	EXPECT_EQ(g.acks_sent(), 1u);
+}
+
+// The named option: the stricter behaviour, waiting for the new data.
+TEST(SwitchoverGate, LegacyWaitsForReinitDataWhenAsked)
+{
+	SwitchoverGate g(1, AckMode::Legacy, /*legacy_waits_for_reinit=*/true);
+	g.observe(0, v2(10));
+	g.loaded(0, 10);
+	ASSERT_EQ(g.acks_sent(), 1u);
+	g.observe(0, v2(30, 0, kReinit));
 	EXPECT_FALSE(g.ready()) << "initial data pending";
 	EXPECT_EQ(g.ack_requests(0), 1u) << "legacy ACK is not re-usable";
 	g.loaded(0, 30);

@@ -19,7 +19,8 @@ std::string ack_mode_name(AckMode m)
 
 // ---- SwitchoverGate --------------------------------------------------------
 
-SwitchoverGate::SwitchoverGate(std::size_t devices, AckMode mode) : mode_(mode), devs_(devices)
+SwitchoverGate::SwitchoverGate(std::size_t devices, AckMode mode, bool legacy_waits_for_reinit)
+	: mode_(mode), devs_(devices), legacy_waits_for_reinit_(legacy_waits_for_reinit)
 {
 	for (std::size_t i = 0; i < devs_.size(); i++)
 		devs_[i].label = "device " + std::to_string(i);
@@ -130,7 +131,7 @@ std::string SwitchoverGate::why_not_ready() const
 	for (const Dev &d : devs_) {
 		if (!d.seen)
 			add(d.label + ": no precopy query yet");
-		else if (!loaded_initial(d))
+		else if (!loaded_initial(d) && !(mode_ == AckMode::Legacy && legacy_acked_ && !legacy_waits_for_reinit_))
 			add(d.label + ": " + std::to_string(d.initial_left) + " initial bytes not loaded");
 		else if (mode_ == AckMode::PerDevice && !d.acked)
 			add(d.label + ": switchover-ack pending");
@@ -241,7 +242,7 @@ MigrationReport Migrator::run()
 	const std::size_t n = pairs_.size();
 	rep.devices.resize(n);
 	std::vector<Slot> slots(n);
-	SwitchoverGate gate(n, opt_.ack);
+	SwitchoverGate gate(n, opt_.ack, opt_.legacy_ack_waits_for_reinit);
 	Bandwidth bw;
 	std::vector<std::uint8_t> buf(64 * 1024); // never sized from a report
 	std::atomic<bool> failed{false};

@@ -258,7 +258,11 @@ struct ExpectedCase {
 ExpectedCase expected_case(control::Client &ctl, const qemu::Build &build, std::uint64_t size,
 			   std::uint64_t bandwidth, bool garbage, const std::string &results)
 {
-	ExpectedCase c{build.label, size, bandwidth, garbage};
+	ExpectedCase c;
+	c.qemu = build.label;
+	c.size = size;
+	c.bandwidth = bandwidth;
+	c.garbage = garbage;
 	qemu::LaneOptions opt;
 	opt.results_root = results;
 	// No PRE_COPY: the whole state moves in the stop window.

@@ -56,7 +56,11 @@ inline constexpr std::uint64_t kMaxPlausibleSize = 1ull << 40;
 /// a driver bug in initial_growth()).
 class SwitchoverGate {
 public:
-	SwitchoverGate(std::size_t devices, AckMode mode);
+	/// legacy_waits_for_reinit: in legacy mode, new initial data that a
+	/// REINIT announces after the single ACK must be loaded before
+	/// switchover. QEMU 11.1 does not wait for it (false, the default);
+	/// true keeps this library's earlier, stricter behaviour.
+	SwitchoverGate(std::size_t devices, AckMode mode, bool legacy_waits_for_reinit = false);
 
 	/// A precopy query of device `dev` answered `o`.
 	void observe(std::size_t dev, const PrecopyObservation &o);
@@ -114,6 +118,7 @@ private:
 	AckMode mode_;
 	std::vector<Dev> devs_;
 	bool legacy_acked_ = false;
+	bool legacy_waits_for_reinit_ = false;
 	bool decided_ = false;
 	std::uint32_t acks_sent_ = 0;
 	std::optional<std::string> failure_;
@@ -145,6 +150,11 @@ struct MigratorOptions {
 	std::uint64_t iteration_budget = 16u << 20;
 	/// Query every source once more after the vCPUs stopped (PRE_COPY_P2P).
 	bool final_query = true;
+	/// Legacy ack with the v2 opt-in: after the single ACK, wait for the
+	/// new initial data a REINIT announces before switching over. Off by
+	/// default, as QEMU 11.1 (checked by the QEMU lane, QemuReinit
+	/// ..._legacy_ack); on: the stricter behaviour of earlier versions.
+	bool legacy_ack_waits_for_reinit = false;
 	/// Guest activity before precopy iteration N (tests, benchmarks).
 	std::function<void(unsigned)> before_iteration;
 	/// Runs after the switchover decision, before the vCPUs stop (the gap
