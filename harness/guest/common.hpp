@@ -37,9 +37,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vfio_mig_emu.h"
@@ -274,5 +276,21 @@ std::string target_param_name(const ::testing::TestParamInfo<Target> &info);
 
 /// A known deviation of a foreign driver: the reason, or nullptr.
 const char *known_issue(const std::string &driver, const std::string &suite, const std::string &test);
+
+/// Whether `cond()` holds within `limit`, asked every 20 ms.  For effects
+/// that take time (a background worker, a timer): the limit only bounds a
+/// broken device, so it can be generous without slowing a working one.
+template <typename F>
+bool eventually(F &&cond, std::chrono::milliseconds limit = std::chrono::milliseconds(10000))
+{
+	auto end = std::chrono::steady_clock::now() + limit;
+	for (;;) {
+		if (cond())
+			return true;
+		if (std::chrono::steady_clock::now() >= end)
+			return false;
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+	}
+}
 
 } // namespace vfiomig::test

@@ -2,6 +2,7 @@
 // errno and an extack text, and a fixture on the "full" profile.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -39,6 +40,25 @@ std::optional<control::ControlError> control_error(F &&fn)
 /// the module sleeps on an hrtimer (CLOCK_MONOTONIC), never less. (Its
 /// earlier jiffy-based msleep ended a 100 ms delay after 99.04 ms.)
 inline constexpr std::chrono::milliseconds kDelayFloor{100};
+
+/// The longest a call that must not be held up may take: the same call,
+/// measured in this run while nothing held it (`baseline`), with head-room
+/// for a loaded or KASAN kernel, and never more than half of `held_up`, the
+/// least a call that was held up would wait, so the check can still fail.
+/// Upper time bounds compare with a baseline this way, not a constant: a
+/// slower kernel slows the baseline as much as the call.
+inline std::chrono::steady_clock::duration prompt_bound(std::chrono::steady_clock::duration baseline,
+							 std::chrono::steady_clock::duration held_up)
+{
+	using namespace std::chrono_literals;
+	return std::min<std::chrono::steady_clock::duration>(4 * baseline + 250ms, held_up / 2);
+}
+
+/// Milliseconds, for failure messages.
+inline long long ms_of(std::chrono::steady_clock::duration d)
+{
+	return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 /// Tests on the "full" profile (every optional state).
 class FullProfileTest : public ProfileFixture {

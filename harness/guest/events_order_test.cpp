@@ -148,7 +148,9 @@ TEST_F(Events, StopWakesABlockedReader)
 	auto t0 = std::chrono::steady_clock::now();
 	sub_->stop();
 	reader.join();
-	EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+	// A stop() that does not wake the reader leaves it blocked for good:
+	// the bound only has to be finite, not tight.
+	EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 	EXPECT_FALSE(got);
 	EXPECT_FALSE(sub_->pop(0ms)) << "a stopped subscription stays stopped";
 }

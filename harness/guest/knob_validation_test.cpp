@@ -65,18 +65,29 @@ TEST_F(Knob, EveryKnobRoundTrips)
 TEST_F(Knob, ArcDelayMakesThatArcTakeAtLeastTheDelay)
 {
 	Device &dev = src();
-	ArcDelay d{static_cast<std::uint32_t>(State::Stop), static_cast<std::uint32_t>(State::RunningP2P), 150000};
+	constexpr auto kDelay = std::chrono::milliseconds(1000);
+	// Baseline: RUNNING -> RUNNING_P2P -> STOP with no delay, in this run.
+	auto t0 = Clock::now();
+	dev.set_state(State::Stop);
+	const auto baseline = Clock::now() - t0;
+	dev.set_state(State::Running);
+
+	ArcDelay d{static_cast<std::uint32_t>(State::Stop), static_cast<std::uint32_t>(State::RunningP2P),
+		   static_cast<std::uint32_t>(std::chrono::microseconds(kDelay).count())};
 	Knobs k;
 	k.arc_delays.push_back(d);
 	nl()->set_knobs(dev.label(), k);
-	auto t0 = Clock::now();
+	t0 = Clock::now();
 	dev.set_state(State::Stop); // RUNNING -> RUNNING_P2P -> STOP: no delay
 	auto quick = Clock::now() - t0;
 	t0 = Clock::now();
 	dev.set_state(State::Running); // STOP -> RUNNING_P2P (delayed) -> RUNNING
 	auto slow = Clock::now() - t0;
-	EXPECT_GE(slow, kDelayFloor + std::chrono::milliseconds(50)); // a 150 ms arc delay
-	EXPECT_LT(quick, std::chrono::milliseconds(150)) << "the delay applied to other arcs";
+	EXPECT_GE(slow, kDelay) << "the delayed arc took " << ms_of(slow) << " ms";
+	// Were the delay applied to another arc, quick would take baseline + 1 s.
+	const auto bound = prompt_bound(baseline, baseline + kDelay);
+	EXPECT_LT(quick, bound) << "the undelayed arcs took " << ms_of(quick) << " ms (baseline " << ms_of(baseline)
+				<< " ms): the delay applied to other arcs";
 }
 
 TEST_F(Knob, MemSizeChangesOnlyWhileTheDeviceIsClosed)
