@@ -82,7 +82,9 @@ public:
 	/// expected-downtime exceeds the downtime-limit gets the limit raised
 	/// to twice the expected downtime, once (what a management layer
 	/// does, and the pending-size series' own test): raised_limit_ms()
-	/// tells whether and to what.
+	/// tells whether and to what.  Where QEMU's estimate leaves the
+	/// devices out (10.0), the devices' memory at QEMU's measured
+	/// throughput stands in for it.
 	qmp::json wait_final(std::chrono::milliseconds timeout, bool converge = false,
 			     std::chrono::milliseconds patience = std::chrono::seconds(8));
 	std::optional<std::int64_t> raised_limit_ms() const { return raised_limit_ms_; }
@@ -110,6 +112,7 @@ private:
 	std::vector<LanePair> pairs_;
 	std::optional<Vm> src_vm_, dst_vm_;
 	std::optional<std::int64_t> raised_limit_ms_;
+	std::uint64_t device_bytes_ = 0; ///< memory of the source devices
 	VmConfig dst_config_;
 	qmp::json caps_;
 	unsigned restarts_ = 0;
