@@ -76,10 +76,13 @@ void SwitchoverGate::fail_late_request(std::size_t dev)
 				   "cannot go back to precopy";
 		return;
 	}
-	// QEMU 11.1's migration core fails with
+	// QEMU 11.1's migration core fails the migration with
 	//   "Switchover ACK was requested by %u devices during switchover"
-	// (migration/savevm.c, the final pending query at switchover); the
-	// devices' names follow as the detail.
+	// (the series' "migration: Fail migration if switchover-ack is
+	// requested after switchover decision"; the final save_query_pending
+	// at switchover collects the devices' requests, trace
+	// qemu_savevm_query_pending ... collected switchover ack pending).
+	// Its wording first, then the devices' names as the detail.
 	std::string names;
 	for (std::size_t i : late_)
 		names += (names.empty() ? "" : ", ") + devs_[i].label;

@@ -151,8 +151,9 @@ double expected_ms(std::uint64_t bytes, double bytes_per_s);
 struct MigratorOptions {
 	AckMode ack = AckMode::PerDevice;
 	/// Opt the devices in to PRECOPY_INFOv2 (REINIT); devices refusing
-	/// it (ENOTTY) stay v1. As QEMU 11.1 (vfio_migration_init(), at
-	/// device realize, on the source and on the destination alike), the
+	/// it (ENOTTY) stay v1. As QEMU 11.1 (vfio_migration_init() at device
+	/// realize, on the source and on the destination alike: trace
+	/// "precopy_info_v2_used 1" in both, QemuOptIn), the
 	/// opt-in is done once, when the Migrator is constructed, for every
 	/// device with PRE_COPY on both sides.
 	bool precopy_v2 = true;
@@ -174,11 +175,14 @@ struct MigratorOptions {
 	/// Most bytes read from one device per iteration.
 	std::uint64_t iteration_budget = 16u << 20;
 	/// Query sources once more after the vCPUs stopped, to catch a REINIT
-	/// in the gap after the switchover decision. As QEMU 11.1 (its final
-	/// precopy REINIT check in hw/vfio/migration.c, run from the vmstate
-	/// change prepare handler that only devices with P2P register): only
-	/// in per-device ack mode, only for devices with P2P, and before
-	/// PRE_COPY -> PRE_COPY_P2P. false: no final query at all.
+	/// in the gap after the switchover decision. As QEMU 11.1 (its "Final
+	/// precopy reinit check" in hw/vfio/migration.c runs in
+	/// vfio_vmstate_change_prepare(), the VM-stop prepare handler that
+	/// vfio_migration_init() registers only for devices with P2P; the
+	/// QEMU lane, QemuFinalQuery, sees its query after runstate_set
+	/// finish-migrate and before PRE_COPY_P2P, and none in legacy ack
+	/// mode): only in per-device ack mode, only for devices with P2P, and
+	/// before PRE_COPY -> PRE_COPY_P2P. false: no final query at all.
 	bool final_query = true;
 	/// The earlier behaviour: the final query for every device with
 	/// PRE_COPY, in either ack mode.
