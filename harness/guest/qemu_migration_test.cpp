@@ -10,6 +10,8 @@
 #include <fmt/format.h>
 
 #include "common.hpp"
+#include "fresh.hpp"
+#include "vfiomig/migrator.hpp"
 #include "vfiomig/qemu_lane.hpp"
 #include "vfiomig/state.hpp"
 
@@ -373,6 +375,178 @@ TEST_P(QemuReinit, ReconfigurationDuringPrecopyIsReinitOnceAndApprovedAfterLoad)
 }
 
 INSTANTIATE_TEST_SUITE_P(Qemu, QemuReinit, ::testing::ValuesIn(reinit_params()), reinit_name);
+
+/// The final precopy query, QEMU against our Migrator's default on the
+/// same scenario (one device: full, PRE_COPY and P2P; or precopy, without
+/// P2P). From the
+/// source QEMU's trace, in order: the queries (vfio_query_precopy_size)
+/// after the VM was stopped for switchover (runstate_set to
+/// finish-migrate) and before PRE_COPY -> PRE_COPY_P2P, and those in
+/// PRE_COPY_P2P (before STOP_COPY). QEMU 11.1 in per-device ack mode runs
+/// one final check before the arc for a device with P2P; without P2P, in
+/// legacy ack mode (machine pc-q35-11.0) and in QEMU 10.0 none. The Migrator with the matching ack
+/// mode and default options must query as often after its switchover
+/// decision, and never in PRE_COPY_P2P.
+struct FinalQueryParam {
+	std::string build;
+	bool legacy_ack = false; ///< 11.1 on machine pc-q35-11.0
+	Profile profile = Profile::Full;
+};
+
+void PrintTo(const FinalQueryParam &p, std::ostream *os)
+{
+	*os << "QEMU " << (p.build.empty() ? "none" : p.build) << ", profile " << profile_name(p.profile)
+	    << (p.legacy_ack ? ", legacy switchover-ack" : "");
+}
+
+class QemuFinalQuery : public ::testing::TestWithParam<FinalQueryParam> {};
+
+std::vector<FinalQueryParam> final_query_params()
+{
+	std::vector<FinalQueryParam> out;
+	for (const auto &b : qemu::lane_builds().found) {
+		out.push_back({b.label});
+		if (b.has_precopy_info_v2()) {
+			out.push_back({b.label, true});
+			// PRE_COPY without P2P: QEMU registers no prepare handler.
+			out.push_back({b.label, false, Profile::PreCopy});
+		}
+	}
+	if (out.empty())
+		out.push_back({""});
+	return out;
+}
+
+std::string final_query_name(const ::testing::TestParamInfo<FinalQueryParam> &info)
+{
+	std::string b = info.param.build.empty() ? "no_qemu" : info.param.build;
+	std::replace(b.begin(), b.end(), '.', '_');
+	return b + "_" + profile_name(info.param.profile) + (info.param.legacy_ack ? "_legacy_ack" : "");
+}
+
+/// Queries of the source QEMU's trace: between the stop for switchover and
+/// the first arc after it (PRE_COPY -> PRE_COPY_P2P, or PRE_COPY ->
+/// STOP_COPY without P2P), and in PRE_COPY_P2P.
+struct QemuQueries {
+	int stopped_before_arc = -1, in_p2p = -1;
+	std::string excerpt;
+};
+
+QemuQueries qemu_queries(const std::vector<qemu::TraceLine> &lines)
+{
+	QemuQueries q;
+	enum { Running, Stopped, P2P, Done } at = Running;
+	int a = 0, b = 0;
+	for (const auto &t : lines) {
+		bool set = t.event == "vfio_migration_set_state";
+		if (at == Running && t.event == "runstate_set" && t.args.find("(finish-migrate)") != std::string::npos)
+			at = Stopped;
+		else if (at == Stopped && set && t.args.find("new state PRE_COPY_P2P") != std::string::npos)
+			at = P2P;
+		else if ((at == Stopped || at == P2P) && set && t.args.find("new state STOP_COPY") != std::string::npos)
+			at = Done;
+		else if (t.event == "vfio_query_precopy_size" && at == Stopped)
+			a++;
+		else if (t.event == "vfio_query_precopy_size" && at == P2P)
+			b++;
+		if (at != Running && q.excerpt.size() < 4000)
+			q.excerpt += t.event + " " + t.args + "\n";
+		if (at == Done)
+			break;
+	}
+	if (at == Done) {
+		q.stopped_before_arc = a;
+		q.in_p2p = b;
+	}
+	return q;
+}
+
+TEST_P(QemuFinalQuery, ComesWhereTheMigratorDefaultPutsIt)
+{
+	REQUIRE_CONTROL();
+	if (GetParam().build.empty())
+		GTEST_SKIP() << qemu::lane_missing_reason();
+	const qemu::Build &build = *qemu::lane_build(GetParam().build);
+	const bool per_device = build.has_precopy_info_v2() && !GetParam().legacy_ack;
+	const Profile profile = GetParam().profile;
+	const bool p2p = (profile_mig_flags(profile) & kMigP2P) != 0;
+
+	qemu::LaneOptions opt;
+	opt.profiles = {profile};
+	opt.trace.push_back("runstate_set");
+	opt.trace.push_back("vfio_vmstate_change_prepare");
+	if (GetParam().legacy_ack)
+		opt.machine = "pc-q35-11.0";
+	int qemu_final = -1;
+	{
+		QemuLane lane(*nl(), build, "final_query_" + final_query_name({GetParam(), 0}), opt);
+		SCOPED_TRACE(lane.describe() + "logs in " + lane.dir());
+		lane.start_migration();
+		auto info = lane.wait_final(120s, /*converge=*/true);
+		ASSERT_EQ(info.value("status", ""), "completed") << info.dump();
+		QemuQueries q = qemu_queries(lane.src_trace(""));
+		ASSERT_GE(q.stopped_before_arc, 0) << "no stop and STOP_COPY in the source trace:\n" << q.excerpt;
+		EXPECT_EQ(q.in_p2p, 0) << "QEMU " << build.label << " queried in PRE_COPY_P2P:\n" << q.excerpt;
+		EXPECT_EQ(q.stopped_before_arc, per_device && p2p ? 1 : 0)
+			<< "QEMU " << build.label << (per_device ? " (per-device ack)" : " (legacy ack)")
+			<< (p2p ? ", P2P" : ", no P2P") << ": final queries between the stop and the first arc:\n"
+			<< q.excerpt;
+		qemu_final = q.stopped_before_arc;
+		RecordProperty("qemu_final_queries", std::to_string(q.stopped_before_arc));
+	}
+
+	// Our Migrator, default options, the same ack mode and profile.
+	auto src = Fresh::make(profile), dst = Fresh::make(profile);
+	MigratorOptions mo;
+	mo.ack = per_device ? AckMode::PerDevice : AckMode::Legacy;
+	mo.precopy_v2 = build.has_precopy_info_v2();
+	const std::string uuid = src->mdev.uuid();
+	std::uint64_t at_decision = 0;
+	mo.after_decision = [&] { at_decision = nl()->device(uuid).counters.precopy_queries; };
+	MigrationReport r = Migrator({{&src->dev, &dst->dev}}, mo).run();
+	ASSERT_TRUE(r.ok) << r.error;
+	const auto ours = static_cast<int>(nl()->device(uuid).counters.precopy_queries - at_decision);
+	EXPECT_EQ(ours, qemu_final) << "our Migrator's final queries after the decision against QEMU "
+				    << build.label << "'s";
+	EXPECT_EQ(r.devices[0].final_query, qemu_final == 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Qemu, QemuFinalQuery, ::testing::ValuesIn(final_query_params()), final_query_name);
+
+/// QEMU 11.1 opts in to PRECOPY_INFOv2 when it sets the device up, on the
+/// destination too (trace vfio_migration_init ... precopy_info_v2_used 1
+/// in both QEMUs), as our Migrator does by default (DeviceReport::dst_v2);
+/// QEMU 10.0 on neither side.
+class QemuOptIn : public QemuMigration {};
+
+TEST_P(QemuOptIn, BothSidesOptInAtSetUpAsTheMigratorDoes)
+{
+	qemu::LaneOptions opt;
+	opt.profiles = {Profile::Full};
+	QemuLane lane(*nl(), *build_, "opt_in_" + param_name({GetParam(), 0}), opt);
+	SCOPED_TRACE(lane.describe() + "logs in " + lane.dir());
+	auto used = [](const std::vector<qemu::TraceLine> &lines) {
+		return std::count_if(lines.begin(), lines.end(), [](const qemu::TraceLine &t) {
+			return t.args.find("precopy_info_v2_used 1") != std::string::npos;
+		});
+	};
+	const bool v2 = build_->has_precopy_info_v2();
+	// Before any migration: the opt-in belongs to set-up.
+	EXPECT_EQ(used(lane.src_trace("vfio_migration_init")), v2 ? 1 : 0) << "source QEMU " << build_->label;
+	EXPECT_EQ(used(lane.dst_trace("vfio_migration_init")), v2 ? 1 : 0) << "destination QEMU " << build_->label;
+
+	auto src = Fresh::make(Profile::Full), dst = Fresh::make(Profile::Full);
+	MigratorOptions mo;
+	mo.precopy_v2 = v2;
+	MigrationReport r = Migrator({{&src->dev, &dst->dev}}, mo).run();
+	ASSERT_TRUE(r.ok) << r.error;
+	EXPECT_EQ(r.devices[0].v2, v2);
+	EXPECT_EQ(r.devices[0].dst_v2, v2) << "our Migrator opts the destination in as QEMU " << build_->label
+					   << " does";
+}
+
+INSTANTIATE_TEST_SUITE_P(Qemu, QemuOptIn, ::testing::ValuesIn(lane_params({{"one_full", {Profile::Full}}})),
+			 param_name);
 
 } // namespace
 } // namespace vfiomig::test

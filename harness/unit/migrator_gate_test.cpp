@@ -1,4 +1,4 @@
-// SwitchoverGate: switchover-ack (legacy once, per device re-usable), readiness, late ACK failure, garbage sizes.
+// SwitchoverGate and the Migrator's pure choices: switchover-ack (legacy once, per device re-usable), readiness, late ACK failure (QEMU's count), the final query (which devices, which phase), garbage sizes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -160,11 +160,113 @@ TEST(SwitchoverGate, AckRequestedAfterTheDecisionFails)
 	EXPECT_FALSE(g.failure());
 	g.observe(1, v2(64, 0, kReinit)); // final query catches a reconfiguration
 	ASSERT_TRUE(g.failure());
+	// QEMU 11.1's wording counts the devices; the names are the detail.
+	EXPECT_NE(g.failure()->find("Switchover ACK was requested by 1 devices during switchover"), std::string::npos)
+		<< *g.failure();
 	EXPECT_NE(g.failure()->find("busy"), std::string::npos) << *g.failure();
 	EXPECT_NE(g.failure()->find("after the switchover decision"), std::string::npos) << *g.failure();
+	EXPECT_TRUE(g.late_ack_request(1));
+	EXPECT_FALSE(g.late_ack_request(0));
 	EXPECT_FALSE(g.ready());
 	g.drained(1);
 	EXPECT_FALSE(g.acked(1)) << "the destination acked after the decision";
+}
+
+// QEMU 11.1 counts every device whose final check requested an ACK.
+TEST(SwitchoverGate, LateAckFailureCountsEveryRequestingDevice)
+{
+	SwitchoverGate g(3, AckMode::PerDevice);
+	g.set_label(0, "vme0");
+	g.set_label(1, "vme1");
+	g.set_label(2, "vme2");
+	for (std::size_t i = 0; i < 3; i++) {
+		g.observe(i, v2(1));
+		g.drained(i);
+	}
+	ASSERT_TRUE(g.ready());
+	g.decide();
+	g.observe(0, v2(8, 0, kReinit));
+	g.observe(1, v2(0));
+	g.observe(2, v2(8, 0, kReinit));
+	g.observe(2, v2(4, 0, kReinit)); // the same device twice counts once
+	ASSERT_TRUE(g.failure());
+	EXPECT_EQ(g.late_ack_requests(), 2u);
+	EXPECT_NE(g.failure()->find("requested by 2 devices during switchover"), std::string::npos) << *g.failure();
+	EXPECT_NE(g.failure()->find("vme0, vme2"), std::string::npos) << *g.failure();
+	EXPECT_EQ(g.failure()->find("vme1"), std::string::npos) << *g.failure();
+}
+
+// The named option: the earlier message, the first device only.
+TEST(SwitchoverGate, LateAckFailureNamesTheFirstDeviceWhenAsked)
+{
+	SwitchoverGate g(2, AckMode::PerDevice);
+	g.set_late_ack_message(SwitchoverGate::LateAckMessage::FirstDevice);
+	g.set_label(0, "vme0");
+	g.set_label(1, "vme1");
+	for (std::size_t i = 0; i < 2; i++) {
+		g.observe(i, v2(1));
+		g.drained(i);
+	}
+	g.decide();
+	g.observe(0, v2(8, 0, kReinit));
+	g.observe(1, v2(8, 0, kReinit));
+	ASSERT_TRUE(g.failure());
+	EXPECT_EQ(g.late_ack_requests(), 2u);
+	EXPECT_EQ(g.failure()->rfind("switchover-ack: vme0 reported VFIO_PRECOPY_INFO_REINIT", 0), 0u) << *g.failure();
+	EXPECT_EQ(g.failure()->find("vme1"), std::string::npos) << *g.failure();
+	EXPECT_EQ(g.failure()->find("requested by"), std::string::npos) << *g.failure();
+}
+
+// QEMU 11.1's final precopy check: per-device ack mode only, devices with
+// P2P only (the default).
+TEST(MigratorFinalQuery, DefaultFollowsQemuPerDeviceAckAndP2POnly)
+{
+	MigratorOptions o;
+	o.ack = AckMode::PerDevice;
+	EXPECT_TRUE(final_query_applies(o, /*precopy=*/true, /*p2p=*/true));
+	EXPECT_FALSE(final_query_applies(o, true, false)) << "no P2P: QEMU has no prepare handler to run it from";
+	EXPECT_FALSE(final_query_applies(o, false, true)) << "no PRE_COPY: nothing to query";
+	o.ack = AckMode::Legacy;
+	EXPECT_FALSE(final_query_applies(o, true, true)) << "legacy ack: QEMU runs no final check";
+	EXPECT_FALSE(final_query_applies(o, true, false));
+	o.ack = AckMode::PerDevice;
+	o.final_query = false;
+	EXPECT_FALSE(final_query_applies(o, true, true));
+}
+
+TEST(MigratorFinalQuery, EveryDeviceOptionKeepsTheEarlierBehaviour)
+{
+	MigratorOptions o;
+	o.final_query_every_device = true;
+	for (AckMode m : {AckMode::PerDevice, AckMode::Legacy}) {
+		o.ack = m;
+		EXPECT_TRUE(final_query_applies(o, true, true)) << ack_mode_name(m);
+		EXPECT_TRUE(final_query_applies(o, true, false)) << ack_mode_name(m);
+		EXPECT_FALSE(final_query_applies(o, false, true)) << ack_mode_name(m);
+	}
+}
+
+TEST(MigratorFinalQuery, ComesBeforePreCopyP2PByDefault)
+{
+	MigratorOptions o;
+	std::vector<std::string> want = {"final-query", "quiesce", "stop-copy", "run"};
+	EXPECT_EQ(switchover_phases(o), want);
+	o.final_query_after_p2p = true;
+	want = {"quiesce", "final-query", "stop-copy", "run"};
+	EXPECT_EQ(switchover_phases(o), want) << "the named option: after PRE_COPY -> PRE_COPY_P2P";
+}
+
+TEST(MigratorOptionsDefaults, FollowQemu111)
+{
+	MigratorOptions o;
+	EXPECT_EQ(o.ack, AckMode::PerDevice);
+	EXPECT_TRUE(o.precopy_v2);
+	EXPECT_FALSE(o.precopy_v2_per_run_source_only);
+	EXPECT_TRUE(o.final_query);
+	EXPECT_FALSE(o.final_query_every_device);
+	EXPECT_FALSE(o.final_query_after_p2p);
+	EXPECT_FALSE(o.late_ack_names_first_device);
+	EXPECT_FALSE(o.legacy_ack_waits_for_reinit);
 }
 
 TEST(SwitchoverGate, LegacyReinitAfterTheDecisionDoesNotAskForAnAck)

@@ -37,11 +37,8 @@ void SwitchoverGate::observe(std::size_t dev, const PrecopyObservation &o)
 		if (mode_ == AckMode::PerDevice && d.acked) {
 			d.acked = false;
 			d.ack_requests++;
-			if (decided_ && !failure_)
-				failure_ = "switchover-ack: " + d.label +
-					   " reported VFIO_PRECOPY_INFO_REINIT after the switchover decision "
-					   "(vCPUs stopped): it requests a new switchover-ack, and the migration "
-					   "cannot go back to precopy";
+			if (decided_)
+				fail_late_request(dev);
 		}
 	} else if (!d.seen) {
 		d.initial_left = o.initial_bytes;
@@ -62,6 +59,37 @@ void SwitchoverGate::loaded(std::size_t dev, std::uint64_t bytes)
 		return;
 	d.initial_left -= std::min(d.initial_left, bytes);
 	maybe_ack(dev);
+}
+
+void SwitchoverGate::fail_late_request(std::size_t dev)
+{
+	Dev &d = devs_.at(dev);
+	if (d.late)
+		return;
+	d.late = true;
+	late_.push_back(dev);
+	if (late_message_ == LateAckMessage::FirstDevice) {
+		if (late_.size() == 1)
+			failure_ = "switchover-ack: " + d.label +
+				   " reported VFIO_PRECOPY_INFO_REINIT after the switchover decision "
+				   "(vCPUs stopped): it requests a new switchover-ack, and the migration "
+				   "cannot go back to precopy";
+		return;
+	}
+	// QEMU 11.1's migration core fails the migration with
+	//   "Switchover ACK was requested by %u devices during switchover"
+	// (the series' "migration: Fail migration if switchover-ack is
+	// requested after switchover decision"; the final save_query_pending
+	// at switchover collects the devices' requests, trace
+	// qemu_savevm_query_pending ... collected switchover ack pending).
+	// Its wording first, then the devices' names as the detail.
+	std::string names;
+	for (std::size_t i : late_)
+		names += (names.empty() ? "" : ", ") + devs_[i].label;
+	failure_ = "switchover-ack: Switchover ACK was requested by " + std::to_string(late_.size()) +
+		   " devices during switchover (" + names +
+		   ": VFIO_PRECOPY_INFO_REINIT after the switchover decision, vCPUs stopped; the "
+		   "migration cannot go back to precopy)";
 }
 
 void SwitchoverGate::drained(std::size_t dev)
@@ -157,6 +185,22 @@ double expected_ms(std::uint64_t bytes, double bytes_per_s)
 	return static_cast<double>(bytes) * 1000.0 / bytes_per_s;
 }
 
+bool final_query_applies(const MigratorOptions &opt, bool precopy, bool p2p)
+{
+	if (!opt.final_query || !precopy)
+		return false;
+	if (opt.final_query_every_device)
+		return true;
+	return opt.ack == AckMode::PerDevice && p2p;
+}
+
+std::vector<std::string> switchover_phases(const MigratorOptions &opt)
+{
+	if (opt.final_query_after_p2p)
+		return {"quiesce", "final-query", "stop-copy", "run"};
+	return {"final-query", "quiesce", "stop-copy", "run"};
+}
+
 bool MigrationReport::digests_match() const
 {
 	if (devices.empty())
@@ -192,6 +236,7 @@ struct Slot {
 	bool v2 = false;
 	DataFd out; ///< saving
 	DataFd in;  ///< resuming
+	bool final_query = false; ///< gets the final query (final_query_applies())
 	std::optional<PrecopyObservation> final_obs;
 	std::string error;
 	Clock::time_point t_stop_copy, t_loaded, t_running;
@@ -230,8 +275,35 @@ void check_set(Device &dev, State to)
 } // namespace
 
 Migrator::Migrator(std::vector<MigrationPair> pairs, MigratorOptions opt)
-	: pairs_(std::move(pairs)), opt_(std::move(opt))
+	: pairs_(std::move(pairs)), opt_(std::move(opt)), opt_in_(pairs_.size())
 {
+	// QEMU 11.1 opts in when it sets a device up for migration, on both
+	// sides (vfio_migration_init()); the earlier behaviour waits for run().
+	if (!opt_.precopy_v2 || opt_.precopy_v2_per_run_source_only)
+		return;
+	try {
+		for (std::size_t i = 0; i < pairs_.size(); i++)
+			opt_in(i, false);
+	} catch (const std::exception &e) {
+		setup_error_ = e.what();
+	}
+}
+
+/// PRECOPY_INFOv2 for pair i's devices with PRE_COPY; ENOTTY (refused)
+/// leaves a device v1, any other error throws.
+void Migrator::opt_in(std::size_t i, bool source_only)
+{
+	auto one = [](Device *d) {
+		if (!d || !(d->migration_flags() & kMigPreCopy))
+			return false;
+		Status r = d->try_precopy_v2_opt_in();
+		if (!r.ok() && r.err() != ENOTTY)
+			r.value();
+		return r.ok();
+	};
+	opt_in_[i].src = one(pairs_[i].src);
+	if (!source_only)
+		opt_in_[i].dst = one(pairs_[i].dst);
 }
 
 MigrationReport Migrator::run()
@@ -243,6 +315,8 @@ MigrationReport Migrator::run()
 	rep.devices.resize(n);
 	std::vector<Slot> slots(n);
 	SwitchoverGate gate(n, opt_.ack, opt_.legacy_ack_waits_for_reinit);
+	if (opt_.late_ack_names_first_device)
+		gate.set_late_ack_message(SwitchoverGate::LateAckMessage::FirstDevice);
 	Bandwidth bw;
 	std::vector<std::uint8_t> buf(64 * 1024); // never sized from a report
 	std::atomic<bool> failed{false};
@@ -258,6 +332,8 @@ MigrationReport Migrator::run()
 	try {
 		if (n == 0)
 			throw Error(EINVAL, "Migrator: no device pairs");
+		if (!setup_error_.empty())
+			throw Error(EIO, "Migrator: PRECOPY_INFOv2 opt-in at set-up: " + setup_error_);
 		// ---- set-up: opt-in, destination sessions, PRE_COPY ----
 		for (std::size_t i = 0; i < n; i++) {
 			Slot &s = slots[i];
@@ -269,14 +345,14 @@ MigrationReport Migrator::run()
 			s.sflags = s.src->migration_flags();
 			s.dflags = s.dst->migration_flags();
 			s.precopy = (s.sflags & kMigPreCopy) != 0;
-			if (s.precopy && opt_.precopy_v2) {
-				Status r = s.src->try_precopy_v2_opt_in();
-				if (!r.ok() && r.err() != ENOTTY)
-					r.value();
-				s.v2 = r.ok();
-			}
+			if (opt_.precopy_v2 && opt_.precopy_v2_per_run_source_only)
+				opt_in(i, true);
+			s.v2 = s.precopy && opt_in_[i].src;
+			s.final_query = final_query_applies(opt_, s.precopy, (s.sflags & kMigP2P) != 0);
 			s.rep->precopy = s.precopy;
 			s.rep->v2 = s.v2;
+			s.rep->dst_v2 = opt_in_[i].dst;
+			s.rep->final_query = s.final_query;
 			if (s.src->get_state() != State::Running)
 				throw Error(EINVAL, "Migrator: source " + s.src->label() + " is " +
 							    state_name(s.src->get_state()) + ", not RUNNING");
@@ -399,8 +475,9 @@ MigrationReport Migrator::run()
 			State from = s.precopy ? State::PreCopy : State::Running;
 			set_state_step(*s.src, from, s.precopy ? State::PreCopyP2P : State::RunningP2P);
 		};
+		// Before PRE_COPY -> PRE_COPY_P2P by default, as QEMU 11.1.
 		auto phase_final_query = [&](Slot &s) {
-			if (!s.precopy || !opt_.final_query)
+			if (!s.final_query)
 				return;
 			PrecopyInfo pi = s.out.precopy_info(0).value();
 			s.final_obs = PrecopyObservation{pi.flags, pi.initial_bytes, pi.dirty_bytes, s.v2};
@@ -451,12 +528,18 @@ MigrationReport Migrator::run()
 			labels.push_back(s.src->label() + "->" + s.dst->label());
 		auto each = [&](auto fn) { return [&slots, fn](std::size_t i) { fn(slots[i]); }; };
 		PhaseEngine engine(n, opt_.parallel ? ExecMode::Parallel : ExecMode::Sequential, labels);
-		EngineReport er = engine.run({
-			{"quiesce", each(phase_quiesce), {}},
-			{"final-query", each(phase_final_query), judge},
-			{"stop-copy", each(phase_copy), {}},
-			{"run", each(phase_run), {}},
-		});
+		std::vector<Phase> phases;
+		for (const std::string &name : switchover_phases(opt_)) {
+			if (name == "quiesce")
+				phases.push_back({name, each(phase_quiesce), {}});
+			else if (name == "final-query")
+				phases.push_back({name, each(phase_final_query), judge});
+			else if (name == "stop-copy")
+				phases.push_back({name, each(phase_copy), {}});
+			else
+				phases.push_back({name, each(phase_run), {}});
+		}
+		EngineReport er = engine.run(phases);
 		if (!er.ok)
 			fail(er.error->device < n ? er.error->describe() : er.error->what);
 		if (failed)
@@ -489,6 +572,7 @@ MigrationReport Migrator::run()
 		d.reinits = gate.reinits(i);
 		d.ack_requests = gate.ack_requests(i);
 		d.acks = gate.acks(i);
+		d.late_ack_request = gate.late_ack_request(i);
 	}
 	rep.acks_sent = gate.acks_sent();
 	return rep;

@@ -62,6 +62,17 @@ public:
 	/// true keeps this library's earlier, stricter behaviour.
 	SwitchoverGate(std::size_t devices, AckMode mode, bool legacy_waits_for_reinit = false);
 
+	/// How the failure reads when ACKs are requested after the decision.
+	enum class LateAckMessage {
+		/// QEMU 11.1's wording, which counts the devices ("Switchover
+		/// ACK was requested by N devices during switchover"), followed
+		/// by the devices' names.
+		QemuCount,
+		/// This library's earlier message, naming the first device only.
+		FirstDevice,
+	};
+	void set_late_ack_message(LateAckMessage m) { late_message_ = m; }
+
 	/// A precopy query of device `dev` answered `o`.
 	void observe(std::size_t dev, const PrecopyObservation &o);
 	/// `bytes` more of device `dev`'s stream were written to (loaded by)
@@ -97,6 +108,10 @@ public:
 	std::uint32_t acks(std::size_t dev) const { return devs_.at(dev).acks; }
 	std::uint32_t reinits(std::size_t dev) const { return devs_.at(dev).reinits; }
 	std::uint32_t initial_growth(std::size_t dev) const { return devs_.at(dev).growth; }
+	/// `dev` requested an ACK after the switchover decision.
+	bool late_ack_request(std::size_t dev) const { return devs_.at(dev).late; }
+	/// Devices that requested an ACK after the decision, in the order seen.
+	std::size_t late_ack_requests() const { return late_.size(); }
 	/// Label used in messages ("device 2" by default).
 	void set_label(std::size_t dev, std::string label) { devs_.at(dev).label = std::move(label); }
 
@@ -111,8 +126,10 @@ private:
 		std::uint32_t acks = 0;
 		std::uint32_t reinits = 0;
 		std::uint32_t growth = 0;
+		bool late = false;
 	};
 	void maybe_ack(std::size_t dev);
+	void fail_late_request(std::size_t dev);
 	bool loaded_initial(const Dev &d) const { return d.exempt || (d.seen && d.initial_left == 0); }
 
 	AckMode mode_;
@@ -121,6 +138,8 @@ private:
 	bool legacy_waits_for_reinit_ = false;
 	bool decided_ = false;
 	std::uint32_t acks_sent_ = 0;
+	LateAckMessage late_message_ = LateAckMessage::QemuCount;
+	std::vector<std::size_t> late_;
 	std::optional<std::string> failure_;
 };
 
@@ -131,9 +150,16 @@ double expected_ms(std::uint64_t bytes, double bytes_per_s);
 
 struct MigratorOptions {
 	AckMode ack = AckMode::PerDevice;
-	/// Opt the sources in to PRECOPY_INFOv2 (REINIT); devices refusing
-	/// it (ENOTTY) stay v1.
+	/// Opt the devices in to PRECOPY_INFOv2 (REINIT); devices refusing
+	/// it (ENOTTY) stay v1. As QEMU 11.1 (vfio_migration_init() at device
+	/// realize, on the source and on the destination alike: trace
+	/// "precopy_info_v2_used 1" in both, QemuOptIn), the
+	/// opt-in is done once, when the Migrator is constructed, for every
+	/// device with PRE_COPY on both sides.
 	bool precopy_v2 = true;
+	/// The earlier behaviour: opt in at the start of every run(), on the
+	/// sources only.
+	bool precopy_v2_per_run_source_only = false;
 	/// Switchover state changes: one thread per device (std::jthread +
 	/// std::barrier) or one device after the other.
 	bool parallel = true;
@@ -148,8 +174,26 @@ struct MigratorOptions {
 	std::chrono::microseconds iteration_interval{0};
 	/// Most bytes read from one device per iteration.
 	std::uint64_t iteration_budget = 16u << 20;
-	/// Query every source once more after the vCPUs stopped (PRE_COPY_P2P).
+	/// Query sources once more after the vCPUs stopped, to catch a REINIT
+	/// in the gap after the switchover decision. As QEMU 11.1 (its "Final
+	/// precopy reinit check" in hw/vfio/migration.c runs in
+	/// vfio_vmstate_change_prepare(), the VM-stop prepare handler that
+	/// vfio_migration_init() registers only for devices with P2P; the
+	/// QEMU lane, QemuFinalQuery, sees its query after runstate_set
+	/// finish-migrate and before PRE_COPY_P2P, and none in legacy ack
+	/// mode): only in per-device ack mode, only for devices with P2P, and
+	/// before PRE_COPY -> PRE_COPY_P2P. false: no final query at all.
 	bool final_query = true;
+	/// The earlier behaviour: the final query for every device with
+	/// PRE_COPY, in either ack mode.
+	bool final_query_every_device = false;
+	/// The earlier behaviour: the final query after PRE_COPY ->
+	/// PRE_COPY_P2P (in PRE_COPY_P2P) rather than before it.
+	bool final_query_after_p2p = false;
+	/// The earlier failure message for ACKs requested after the decision:
+	/// the first device's name, rather than QEMU 11.1's count
+	/// (SwitchoverGate::LateAckMessage).
+	bool late_ack_names_first_device = false;
 	/// Legacy ack with the v2 opt-in: after the single ACK, wait for the
 	/// new initial data a REINIT announces before switching over. Off by
 	/// default, as QEMU 11.1 (checked by the QEMU lane, QemuReinit
@@ -164,10 +208,20 @@ struct MigratorOptions {
 	std::function<std::optional<std::uint32_t>(Device &)> digest;
 };
 
+/// Whether a source device gets the final precopy query after the vCPUs
+/// stopped (pure; MigratorOptions::final_query and its named options).
+bool final_query_applies(const MigratorOptions &opt, bool precopy, bool p2p);
+/// The switchover phases in the order they run ("final-query",
+/// "quiesce", "stop-copy", "run"); pure.
+std::vector<std::string> switchover_phases(const MigratorOptions &opt);
+
 struct DeviceReport {
 	std::string label;
 	bool precopy = false; ///< took part in PRE_COPY
-	bool v2 = false;      ///< PRECOPY_INFOv2 opted in
+	bool v2 = false;      ///< PRECOPY_INFOv2 opted in (source)
+	bool dst_v2 = false;  ///< the destination opted in too
+	bool final_query = false; ///< was queried once more after the vCPUs stopped
+	bool late_ack_request = false; ///< requested an ACK after the decision
 	std::uint64_t precopy_bytes = 0;
 	std::uint64_t stop_copy_bytes = 0;
 	std::uint32_t reinits = 0, ack_requests = 0, acks = 0;
@@ -206,12 +260,22 @@ struct MigrationPair {
 /// RUNNING and destinations reset.
 class Migrator {
 public:
+	/// Opts the devices in to PRECOPY_INFOv2 (MigratorOptions::precopy_v2);
+	/// never throws: an opt-in that fails other than with ENOTTY fails
+	/// run().
 	Migrator(std::vector<MigrationPair> pairs, MigratorOptions opt);
 	MigrationReport run();
 
 private:
+	struct OptIn {
+		bool src = false, dst = false;
+	};
+	void opt_in(std::size_t i, bool source_only);
+
 	std::vector<MigrationPair> pairs_;
 	MigratorOptions opt_;
+	std::vector<OptIn> opt_in_;
+	std::string setup_error_;
 };
 
 } // namespace vfiomig
