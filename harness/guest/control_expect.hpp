@@ -73,6 +73,26 @@ protected:
 	}
 };
 
+/// Tests on the "full" profile that set arc delays on the source: its
+/// TearDown sets them back to 0 (a skipped test, e.g. on a foreign target,
+/// has no control plane and set none).
+class ArcDelayTest : public FullProfileTest {
+protected:
+	void TearDown() override
+	{
+		control::Client *c = IsSkipped() ? nullptr : nl();
+		if (c) {
+			control::Knobs off;
+			off.arc_delays.push_back({control::kAnyState, control::kAnyState, 0});
+			try {
+				c->set_knobs(src().label(), off);
+			} catch (const Error &) {
+			}
+		}
+		FullProfileTest::TearDown();
+	}
+};
+
 /// A fault with just site and effect (every call).
 inline control::Fault fault(control::Site s, control::Effect e)
 {

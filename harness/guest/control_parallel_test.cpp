@@ -36,24 +36,7 @@ Clock::duration getfamily_baseline()
 constexpr auto kBusy = 3s;
 constexpr auto kMeasuredAt = 600ms;
 
-class ControlParallel : public FullProfileTest {
-protected:
-	/// Arc delays back to 0 (a skipped test, e.g. on a foreign target,
-	/// has no control plane and set none).
-	void TearDown() override
-	{
-		control::Client *c = IsSkipped() ? nullptr : nl();
-		if (c) {
-			Knobs off;
-			off.arc_delays.push_back({kAnyState, kAnyState, 0});
-			try {
-				c->set_knobs(src().label(), off);
-			} catch (const Error &) {
-			}
-		}
-		FullProfileTest::TearDown();
-	}
-};
+class ControlParallel : public ArcDelayTest {};
 
 TEST_F(ControlParallel, GetFamilyAnswersWhileADevGetWaitsBehindAReadDelay)
 {

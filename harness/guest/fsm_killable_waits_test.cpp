@@ -68,11 +68,11 @@ std::uint32_t us(std::chrono::microseconds d)
 	return static_cast<std::uint32_t>(d.count());
 }
 
-class KillableWaits : public FullProfileTest {
+class KillableWaits : public ArcDelayTest {
 protected:
 	void SetUp() override
 	{
-		FullProfileTest::SetUp();
+		ArcDelayTest::SetUp();
 		if (IsSkipped() || HasFatalFailure())
 			return;
 		saved_hung_timeout_ = read_line(kHungTaskTimeout);
@@ -80,22 +80,11 @@ protected:
 			saved_hung_timeout_.clear(); // not root: the detector keeps its timeout
 	}
 
-	/// Arc delays back to 0 (a skipped test, e.g. on a foreign target,
-	/// has no control plane and set none).
 	void TearDown() override
 	{
-		control::Client *c = IsSkipped() ? nullptr : nl();
-		if (c) {
-			Knobs off;
-			off.arc_delays.push_back({kAnyState, kAnyState, 0});
-			try {
-				c->set_knobs(src().label(), off);
-			} catch (const Error &) {
-			}
-		}
 		if (!saved_hung_timeout_.empty())
 			write_line(kHungTaskTimeout, saved_hung_timeout_);
-		FullProfileTest::TearDown();
+		ArcDelayTest::TearDown();
 	}
 
 private:
