@@ -687,10 +687,9 @@ def stage_remove(rnd, unl, rounds):
         time.sleep(0.3)
         unl.check()
         check(loaded(), 'module unloaded under an open data fd')
-        os.close(data2)
         unl.set('pause')
-        time.sleep(0.05)
         unl.check()
+        os.close(data2)
         c = counters()
         check(not any(c.values()), f'after removing both instances: {c}')
         # 3. Create and remove instances in a loop, netlink on them, rmmod.
