@@ -730,14 +730,14 @@ def stage_remove(rnd, unl, rounds):
 
 # ---- stage: qemu ---------------------------------------------------------
 
-def stage_qemu(rnd, unl, qemus, workdir):
+def stage_qemu(rnd, unl, qemus, workdir, logdir):
     for qi, qemu in enumerate(qemus):
         if not loaded():
             load()
         u = create('full', 5)
         ver = run([qemu, '--version']).stdout.splitlines()
         name = ver[0] if ver else qemu
-        logf = os.path.join(workdir, f'qemu-{qi}.log')
+        logf = os.path.join(logdir, f'unload-race-qemu-{qi}.log')
         qmp = os.path.join(workdir, f'qemu-{qi}.qmp')
         cmd = [qemu, '-machine', 'q35', '-m', '128', '-nodefaults',
                '-display', 'none', '-accel', 'tcg', '-S',
@@ -761,22 +761,28 @@ def stage_qemu(rnd, unl, qemus, workdir):
             unl.set('held')
             time.sleep(1.5)
             unl.check()
+            # What QEMU does with the device request is what is recorded;
+            # while it holds the device rmmod stays refused.
+            unl.set('pause')
             r = Remover(u)
             # The vfio core asks at once, then every 10 s.
+            t = time.monotonic()
             r.done.wait(12)
-            answer = ('released the device: remove completed'
-                      if r.done.is_set() else
-                      'kept the device: remove still waiting after 12 s')
-            check(proc.poll() is None or r.done.is_set(),
-                  f'{name} exited but remove did not complete')
-            unl.check()
             alive = proc.poll() is None
+            if r.done.is_set():
+                answer = (f'released the device after '
+                          f'{time.monotonic() - t:.1f} s: remove completed')
+            else:
+                answer = 'kept the device: remove still waiting after 12 s'
+                check(alive, f'{name} exited but remove did not complete')
+                unl.set('held')
+                time.sleep(1.0)
+                unl.check()
+                unl.set('pause')
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
             check(r.wait(30, f'{name} was killed') is None,
                   f'remove of {u}: errno {r.err}')
-            unl.set('pause')
-            time.sleep(0.05)
             unl.check()
             c = counters()
             check(not any(c.values()), f'after QEMU and remove: {c}')
@@ -785,10 +791,10 @@ def stage_qemu(rnd, unl, qemus, workdir):
             if not unl.unloaded.wait(30):
                 raise Fail(f'rmmod did not succeed within 30 s of {name} '
                            'being killed')
-            qlog = read(logf).replace('\n', ' | ')
+            qlog = read(logf).strip().replace('\n', ' | ')
             log(f'qemu {name}: opened the device after {open_s:.1f} s; on '
-                f'mdev remove it {answer} (alive: {alive}); its log: '
-                f'{qlog[:600]}')
+                f'mdev remove it {answer} (still running: {alive}); its '
+                f'output: {qlog[:800]}')
             load()
         finally:
             if proc.poll() is None:
@@ -802,7 +808,9 @@ def main():
     ap.add_argument('--rounds', type=int, default=2)
     ap.add_argument('--seed', type=int, default=int(time.time()))
     ap.add_argument('--qemu', action='append', default=[])
-    ap.add_argument('--workdir', default='/tmp')
+    ap.add_argument('--workdir', default='/tmp',
+                    help='QMP sockets (not on 9p)')
+    ap.add_argument('--logdir', default='/tmp', help="QEMU's output")
     ap.add_argument('stages', nargs='+',
                     choices=('fds', 'netlink', 'remove', 'qemu'))
     a = ap.parse_args()
@@ -825,7 +833,7 @@ def main():
                 if not a.qemu:
                     log('qemu: skipped: no --qemu given')
                     continue
-                stage_qemu(rnd, unl, a.qemu, a.workdir)
+                stage_qemu(rnd, unl, a.qemu, a.workdir, a.logdir)
             took[st] = time.monotonic() - t
         unl.set('pause')
         unl.check()
