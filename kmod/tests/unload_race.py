@@ -692,7 +692,40 @@ def stage_remove(rnd, unl, rounds):
         os.close(data2)
         c = counters()
         check(not any(c.values()), f'after removing both instances: {c}')
-        # 3. Create and remove instances in a loop, netlink on them, rmmod.
+        # 3. Netlink commands on the very instance being removed: each
+        # looks the device up, holds a reference and runs on while the
+        # instance (and its mdev) goes away.
+        g = sized_genl()
+        pairs = {'replied': 0, 'ENODEV': 0}
+        for _ in range(8):
+            x = create('full', 6)
+            go = threading.Event()
+
+            def hit(x=x):
+                go.wait(5)
+                for cmd, attrs in ((CMD_QUIRKS_SET,
+                                    nl.u64(A_QUIRKS, QUIRKS_ALL)),
+                                   (nl.CMD_DEV_GET, b''),
+                                   (nl.CMD_KNOBS_SET, nl.nest(
+                                       nl.A_KNOBS,
+                                       nl.u32(nl.KNOB_DIRTY_RATE, 10)))):
+                    try:
+                        g.emu(cmd, uuid_attr(x), attrs)
+                        pairs['replied'] += 1
+                    except nl.NlError as e:
+                        check(e.errno == errno.ENODEV,
+                              f'netlink on a removed instance: {e}')
+                        pairs['ENODEV'] += 1
+            th = threading.Thread(target=hit, daemon=True)
+            th.start()
+            go.set()
+            time.sleep(rnd.uniform(0, 0.01))
+            with open(remove_path(x), 'w') as f:
+                f.write('1')
+            th.join(60)
+            check(not th.is_alive(), f'netlink on {x} hung after its remove')
+        g.sk.close()
+        # 4. Create and remove instances in a loop, netlink on them, rmmod.
         uuids = []
         ts = Threads()
         nl_workers(ts, uuids, rnd.random())
@@ -724,7 +757,7 @@ def stage_remove(rnd, unl, rounds):
         ts.join(90)
         unl.check()
         log(f'remove round {rnd_i + 1}: request after {req_s * 1000:.0f} ms, '
-            f'churn {churn}, {ts.counts}')
+            f'on the instance removed {pairs}, churn {churn}, {ts.counts}')
         load()
 
 
