@@ -407,6 +407,7 @@ def stage_fds(rnd, unl, rounds):
                               f'read after wake: errno {e.errno}')
                         woke['poll'] = 'ENODEV'
                         return
+
         def poller_guard():
             try:
                 poller()
@@ -429,7 +430,15 @@ def stage_fds(rnd, unl, rounds):
                 if e.errno == errno.ENODEV:
                     time.sleep(0.05)
         ts.add('writer', writer)
-        # A thread looping saving sessions on the third device.
+        # A thread looping saving sessions on the third device, its reads
+        # slowed by a DELAY fault (100 ms every second read: a thread is
+        # in read() when the device fd closes).
+        g = sized_genl()
+        nl.fault(g, u[2], nl.u32(nl.F_SITE, nl.SITE_READ),
+                 nl.u32(nl.F_EFFECT, nl.E_DELAY),
+                 nl.u32(nl.F_DELAY_US, 100000),
+                 nl.u32(nl.F_TRIGGER, nl.T_EVERY_NTH), nl.u32(nl.F_N, 2))
+        g.sk.close()
         loop = {}
 
         def saver():
@@ -444,7 +453,10 @@ def stage_fds(rnd, unl, rounds):
                     os.close(fd)
                 d[2].set_state(smoke.RUNNING)
             except OSError as e:
-                check(e.errno in (errno.ENODEV, errno.EBADF, errno.EINVAL),
+                # EBADF/ENOTTY: the device fd was closed (and its number
+                # maybe reused) under the loop.
+                check(e.errno in (errno.ENODEV, errno.EBADF, errno.EINVAL,
+                                  errno.ENOTTY),
                       f'saving loop: errno {e.errno}')
                 time.sleep(0.05)
         ts.add('saver', saver)
@@ -463,8 +475,8 @@ def stage_fds(rnd, unl, rounds):
             wait_for(lambda: 'poll' in woke, 20,
                      'poll() on a saving fd to wake after its device fd closed')
             d[1].close()
+            d[2].close()    # with the saving loop running
             ts.join(30)
-            d[2].close()
             time.sleep(0.3)
             check(loaded(), 'module gone with data fds still open')
             unl.check()
