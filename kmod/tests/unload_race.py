@@ -60,9 +60,11 @@ DEVICE_SET_IRQS = smoke.io(10)
 REFUSED = {errno.EAGAIN, errno.EBUSY}
 # What a netlink command may answer when its device or the whole family
 # goes away under it (or the fault table is full, or a knob is refused
-# while a session is open).
+# while a session is open).  EPROTONOSUPPORT: a dump started while the
+# module is going (netlink_dump_start()'s try_module_get() fails).
 NL_OK = {errno.ENOENT, errno.ENODEV, errno.EINVAL, errno.EBUSY, errno.ENOSPC,
-         errno.EAGAIN, errno.EINTR, errno.ERANGE, errno.ECONNREFUSED}
+         errno.EAGAIN, errno.EINTR, errno.ERANGE, errno.ECONNREFUSED,
+         errno.EPROTONOSUPPORT}
 
 libc = ctypes.CDLL(None, use_errno=True)
 T0 = time.monotonic()
