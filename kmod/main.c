@@ -128,6 +128,14 @@ static int vme_init_dev(struct vfio_device *vdev)
 	vme->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	vdev->migration_flags = type->migration_flags;
 	vdev->mig_ops = &vme_migration_ops;
+	/*
+	 * vdev->dev, the mdev, must live as long as the vfio_device: a
+	 * netlink command that looked the device up holds a reference and
+	 * logs with dev_info(vdev->dev) (vme_quirks_log()) while the
+	 * instance may be removed, and the mdev core frees the mdev on
+	 * remove.  Dropped in vme_release_dev().
+	 */
+	get_device(vdev->dev);
 	atomic_inc(&vme_live_devices);
 	return 0;
 }
@@ -142,6 +150,7 @@ static void vme_release_dev(struct vfio_device *vdev)
 	mutex_destroy(&vme->irq_lock);
 	mutex_destroy(&vme->event_lock);
 	mutex_destroy(&vme->state_mutex);
+	put_device(vdev->dev);
 	atomic_dec(&vme_live_devices);
 }
 
