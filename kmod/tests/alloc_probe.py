@@ -138,15 +138,20 @@ def insmod(ko):
 def survivors_migrate(a, b):
     @op('migrate-survivors')
     def run():
-        migrate(a, b)
+        migrate(a, b, fill=True)
     run()
 
 
-def migrate(a, b):
-    """Stop-copy migration of instance a into instance b; digests equal."""
+def migrate(a, b, fill=False):
+    """Stop-copy migration of instance a into instance b; digests equal.
+    fill: first write a few pages of a (new ones each time)."""
     da = Dev(a)
     try:
         d = da.d
+        if fill:
+            base = int.from_bytes(os.urandom(1), 'little')
+            for i in range(4):
+                d.mem_write(((base + 61 * i) % 256) * 4096, os.urandom(4096))
         d.set_state(smoke.STOP)
         digest = d.reg(smoke.REG_DIGEST)
         fd = d.set_state(smoke.STOP_COPY)
