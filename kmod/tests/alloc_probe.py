@@ -30,6 +30,7 @@ import fcntl
 import os
 import struct
 import sys
+import time
 import uuid as uuidlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -57,6 +58,7 @@ def op(name):
     """Run an operation; record ok, a clean errno, or unclean."""
     def wrap(fn):
         def run(*args):
+            t0 = time.monotonic()
             try:
                 fn(*args)
             except Unclean as e:
@@ -73,6 +75,9 @@ def op(name):
                 results.append((name, 'UNCLEAN', str(e)))
             else:
                 results.append((name, 'ok', ''))
+            finally:
+                print(f'probe-time {name} {1000 * (time.monotonic() - t0):.0f} ms',
+                      file=sys.stderr)
         return run
     return wrap
 
@@ -324,7 +329,7 @@ def main():
         finally:
             db.close()
         for i, ev in enumerate(listeners):
-            got = ev.events(0.5)
+            got = ev.events(2.0, want=2)
             states = [e for e in got if e[0] == nl.EV_STATE]
             ev.sk.close()
             if len(states) < 2:
