@@ -289,17 +289,43 @@ def main():
 
     g = nl.Genl()
 
+    def mem_size(u):
+        """A_MEM_SIZE of u from a DEV_GET dump (the netlink core's skb)."""
+        for d in g.emu(nl.CMD_DEV_GET, dump=True):
+            if d[nl.A_UUID][0].rstrip(b'\0').decode() == u:
+                return nl.get_u(d, nl.A_MEM_SIZE)
+        raise Unclean(f'DEV_GET dump lacks {u}')
+
     @op('knobs')
     def op_knobs():
-        # mem_size changes only while the device is closed.
-        nl.knobs(g, b, u64(nl.KNOB_MEM_SIZE, 2 << 20))
-        nl.knobs(g, b, u64(nl.KNOB_MEM_SIZE, 1 << 20),
-                 u32(nl.KNOB_DIRTY_RATE, 0))
+        # mem_size changes only while the device is closed.  A failed
+        # KNOBS_SET must have changed nothing.
+        for size in (2 << 20, 1 << 20):
+            before = mem_size(b)
+            try:
+                nl.knobs(g, b, u64(nl.KNOB_MEM_SIZE, size),
+                         u32(nl.KNOB_DIRTY_RATE, 0))
+            except OSError as e:
+                after = mem_size(b)
+                if after != before:
+                    raise Unclean(f'KNOBS_SET failed ({errname(e.errno)}) '
+                                  f'but MEM_SIZE changed {before} -> {after}')
+                raise
 
     @op('fault')
     def op_fault():
-        nl.fault(g, b, u32(nl.F_SITE, nl.SITE_OPEN), u32(nl.F_EFFECT,
-                 nl.E_FAIL), u32(nl.F_TRIGGER, nl.T_NTH), u32(nl.F_N, 1000))
+        # A failed FAULT_ADD must have added nothing.
+        try:
+            nl.fault(g, b, u32(nl.F_SITE, nl.SITE_OPEN),
+                     u32(nl.F_EFFECT, nl.E_FAIL), u32(nl.F_TRIGGER, nl.T_NTH),
+                     u32(nl.F_N, 1000))
+        except OSError as e:
+            n = len(g.emu(nl.CMD_FAULT_GET, string(nl.A_UUID, b), dump=True))
+            if n:
+                nl.clear(g, b)
+                raise Unclean(f'FAULT_ADD failed ({errname(e.errno)}) but '
+                              f'the fault was armed ({n} listed)')
+            raise
         nl.clear(g, b)
 
     @op('dev_get')
