@@ -609,7 +609,9 @@ static int __init vme_init(void)
 	vme_parent.dev.class = vme_parent.class;
 	vme_parent.dev.release = vme_parent_release;
 	vme_parent.dev.groups = vme_parent_groups;
-	dev_set_name(&vme_parent.dev, "%s", VFIO_MIG_EMU_NAME);
+	ret = dev_set_name(&vme_parent.dev, "%s", VFIO_MIG_EMU_NAME);
+	if (ret)
+		goto err_destroy_class;
 	ret = device_register(&vme_parent.dev);
 	if (ret)
 		goto err_put_dev;
@@ -625,6 +627,7 @@ err_del_dev:
 	device_del(&vme_parent.dev);
 err_put_dev:
 	put_device(&vme_parent.dev);
+err_destroy_class:
 	class_destroy(vme_parent.class);
 err_unregister_driver:
 	mdev_unregister_driver(&vme_mdev_driver);

@@ -455,19 +455,22 @@ err_cancel:
 	return -EMSGSIZE;
 }
 
-/* Reply to @info with a message built by @fill. */
-static int vme_nl_reply(struct genl_info *info, u8 cmd, struct vme_device *vme,
-			int (*fill)(struct sk_buff *skb, struct vme_device *vme,
-				    const void *arg),
-			const void *arg)
+/*
+ * Reply to @info in @msg (from genlmsg_new(), consumed) with a message built
+ * by @fill.  A command that changes something allocates @msg before the
+ * change: failing to allocate the reply must not leave a change made behind
+ * an ENOMEM (found by the fault injection of scripts/guest-fault-inject).
+ */
+static int vme_nl_reply_msg(struct sk_buff *msg, struct genl_info *info,
+			    u8 cmd, struct vme_device *vme,
+			    int (*fill)(struct sk_buff *skb,
+					struct vme_device *vme,
+					const void *arg),
+			    const void *arg)
 {
-	struct sk_buff *msg;
 	void *hdr;
 	int ret;
 
-	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
 	hdr = genlmsg_put_reply(msg, info, &vme_genl_family, 0, cmd);
 	if (!hdr) {
 		ret = -EMSGSIZE;
@@ -485,6 +488,22 @@ static int vme_nl_reply(struct genl_info *info, u8 cmd, struct vme_device *vme,
 err_free:
 	nlmsg_free(msg);
 	return ret;
+}
+
+/* Reply to @info with a message built by @fill (a command that changes
+ * nothing).
+ */
+static int vme_nl_reply(struct genl_info *info, u8 cmd, struct vme_device *vme,
+			int (*fill)(struct sk_buff *skb, struct vme_device *vme,
+				    const void *arg),
+			const void *arg)
+{
+	struct sk_buff *msg;
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	return vme_nl_reply_msg(msg, info, cmd, vme, fill, arg);
 }
 
 /* ---- DEV_GET, STATS_GET, COUNTERS_RESET ------------------------------- */
@@ -700,6 +719,7 @@ static int vme_nl_knobs_set_doit(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr *tb[VFIO_MIG_EMU_KNOB_MAX + 1];
 	struct netlink_ext_ack *extack = info->extack;
 	struct nlattr *attr, *nest;
+	struct sk_buff *msg = NULL;
 	struct vme_device *vme;
 	struct vme_knobs *k;
 	u64 mem_size = 0;
@@ -731,6 +751,12 @@ static int vme_nl_knobs_set_doit(struct sk_buff *skb, struct genl_info *info)
 	if (!k) {
 		ret = -ENOMEM;
 		goto out_put;
+	}
+	/* The reply first: once the knobs are committed, nothing may fail. */
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg) {
+		ret = -ENOMEM;
+		goto out_free;
 	}
 
 	/* Validate everything into a copy, then commit it as a whole. */
@@ -792,10 +818,13 @@ static int vme_nl_knobs_set_doit(struct sk_buff *skb, struct genl_info *info)
 	vme_dirty_work_update_locked(vme);
 out_unlock:
 	vme_state_mutex_unlock(vme);
-	if (!ret)
-		ret = vme_nl_reply(info, VFIO_MIG_EMU_CMD_KNOBS_SET, vme,
-				   vme_nl_fill_knobs, NULL);
+	if (!ret) {
+		ret = vme_nl_reply_msg(msg, info, VFIO_MIG_EMU_CMD_KNOBS_SET,
+				       vme, vme_nl_fill_knobs, NULL);
+		msg = NULL;
+	}
 out_free:
+	nlmsg_free(msg);
 	kfree(k);
 out_put:
 	vfio_put_device(&vme->vdev);
@@ -1013,6 +1042,7 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct vme_device *vme;
 	struct vme_fault *f, copy;
+	struct sk_buff *msg;
 	int ret;
 
 	if (VME_REQ_ATTR(info, VFIO_MIG_EMU_A_FAULT))
@@ -1020,6 +1050,12 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f)
 		return -ENOMEM;
+	/* The reply first: once the fault is armed, nothing may fail. */
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
 	ret = vme_nl_parse_fault(info->attrs[VFIO_MIG_EMU_A_FAULT], f,
 				 info->extack);
 	if (ret)
@@ -1039,12 +1075,13 @@ static int vme_nl_fault_add_doit(struct sk_buff *skb, struct genl_info *info)
 		goto err_free;
 	}
 	/* The list owns f now (FAULT_CLEAR may free it): reply from the copy. */
-	ret = vme_nl_reply(info, VFIO_MIG_EMU_CMD_FAULT_ADD, vme,
-			   vme_nl_fill_fault_id, &copy);
+	ret = vme_nl_reply_msg(msg, info, VFIO_MIG_EMU_CMD_FAULT_ADD, vme,
+			       vme_nl_fill_fault_id, &copy);
 	vfio_put_device(&vme->vdev);
 	return ret;
 
 err_free:
+	nlmsg_free(msg);
 	kfree(f);
 	return ret;
 }
@@ -1192,6 +1229,7 @@ static int vme_nl_fill_quirks(struct sk_buff *msg, struct vme_device *vme,
 static int vme_nl_quirks_doit(struct genl_info *info, u8 cmd, bool set)
 {
 	struct vme_device *vme = NULL;
+	struct sk_buff *msg;
 	int ret;
 
 	if (set && VME_REQ_ATTR(info, VFIO_MIG_EMU_A_QUIRKS))
@@ -1201,10 +1239,17 @@ static int vme_nl_quirks_doit(struct genl_info *info, u8 cmd, bool set)
 		if (IS_ERR(vme))
 			return PTR_ERR(vme);
 	}
+	/* The reply first: once the quirks are set, nothing may fail. */
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg) {
+		ret = -ENOMEM;
+		goto out_put;
+	}
 	if (set)
 		vme_quirks_set(vme,
 			       nla_get_u64(info->attrs[VFIO_MIG_EMU_A_QUIRKS]));
-	ret = vme_nl_reply(info, cmd, vme, vme_nl_fill_quirks, NULL);
+	ret = vme_nl_reply_msg(msg, info, cmd, vme, vme_nl_fill_quirks, NULL);
+out_put:
 	if (vme)
 		vfio_put_device(&vme->vdev);
 	return ret;
