@@ -9,7 +9,6 @@
  * bounce through kernel buffers so that no user copy happens under it.
  */
 #include <linux/bitmap.h>
-#include <linux/crc32.h>
 #include <linux/crc32c.h>
 #include <linux/ktime.h>
 #include <linux/math64.h>
@@ -21,6 +20,8 @@
 #include <linux/uaccess.h>
 
 #include "vme.h"
+
+static const u8 vme_zero_page[VME_PAGE_SIZE];
 
 /* BAR2 is a 64-bit prefetchable memory BAR. */
 #define VME_BAR2_FLAGS	(PCI_BASE_ADDRESS_MEM_TYPE_64 | \
@@ -120,7 +121,6 @@ static void vme_free_pages_locked(struct vme_device *vme)
 		vme_kmem(vme, VFIO_MIG_EMU_KMEM_PAGES, -VME_PAGE_SIZE);
 	}
 	xa_destroy(&vme->pages);
-	vme->mem_crc = 0;	/* all zeros, from seed 0 */
 	bitmap_zero(vme->present, vme->nr_pages);
 	bitmap_zero(vme->dirty, vme->nr_pages);
 }
@@ -189,23 +189,6 @@ static void *vme_page_get_locked(struct vme_device *vme, unsigned long idx)
 	return page;
 }
 
-/*
- * @len bytes at @off changed, @delta being the crc32c (seed 0) of the old
- * bytes XOR that of the new ones.  The digest is asked for inside the stop
- * window (the END record, on both sides of a migration), so it must not
- * read up to 4 GiB of pages there: CRCs are linear, so the CRC of memory
- * moves by the CRC of (old ^ new) shifted over the bytes after the change,
- * which costs the length of the change plus a shift of O(log size).
- */
-static void vme_mem_crc_changed_locked(struct vme_device *vme, u64 off,
-				       size_t len, u32 delta)
-{
-	u64 after = (u64)vme->nr_pages * VME_PAGE_SIZE - off - len;
-
-	lockdep_assert_held(&vme->dev_lock);
-	vme->mem_crc ^= __crc32c_le_shift(delta, after);
-}
-
 /* A page changed: it must be (re)sent, and a precopy reader may wake. */
 static void vme_page_dirtied_locked(struct vme_device *vme, unsigned long idx)
 {
@@ -221,19 +204,11 @@ static int vme_mem_write_locked(struct vme_device *vme, u64 off,
 	unsigned long idx = off / VME_PAGE_SIZE;
 	u8 *page;
 
-	u32 delta = 0;
-
 	lockdep_assert_held(&vme->dev_lock);
-	/* A page not yet materialized reads as zeros: their CRC is 0. */
-	if (test_bit(idx, vme->present))
-		delta = crc32c(0, xa_load(&vme->pages, idx) + off % VME_PAGE_SIZE,
-			       len);
 	page = vme_page_get_locked(vme, idx);
 	if (!page)
 		return -ENOMEM;
 	memcpy(page + off % VME_PAGE_SIZE, src, len);
-	delta ^= crc32c(0, src, len);
-	vme_mem_crc_changed_locked(vme, off, len, delta);
 	vme_page_dirtied_locked(vme, idx);
 	return 0;
 }
@@ -329,7 +304,6 @@ static int vme_workload_run_locked(struct vme_device *vme, u32 steps)
 	__le32 *page;
 	unsigned long idx;
 	unsigned int i;
-	u32 delta;
 	u64 z;
 
 	lockdep_assert_held(&vme->dev_lock);
@@ -339,18 +313,11 @@ static int vme_workload_run_locked(struct vme_device *vme, u32 steps)
 	while (steps--) {
 		z = vme_prng_next_locked(vme);
 		idx = (u32)(z >> 32) % vme->nr_pages;
-		delta = 0;
-		if (test_bit(idx, vme->present))
-			delta = crc32c(0, xa_load(&vme->pages, idx),
-				       VME_PAGE_SIZE);
 		page = vme_page_get_locked(vme, idx);
 		if (!page)
 			return -ENOMEM;
 		for (i = 0; i < VME_PAGE_SIZE / sizeof(*page); i++)
 			page[i] = cpu_to_le32((u32)z);
-		delta ^= crc32c(0, page, VME_PAGE_SIZE);
-		vme_mem_crc_changed_locked(vme, (u64)idx * VME_PAGE_SIZE,
-					   VME_PAGE_SIZE, delta);
 		vme_page_dirtied_locked(vme, idx);
 		cond_resched();
 	}
@@ -574,6 +541,8 @@ u32 vme_digest_locked(struct vme_device *vme)
 {
 	__le32 scratch[VFIO_MIG_EMU_NR_SCRATCH];
 	__le64 prng = cpu_to_le64(vme->prng);
+	unsigned long idx;
+	const void *page;
 	u32 crc;
 	int i;
 
@@ -586,13 +555,14 @@ u32 vme_digest_locked(struct vme_device *vme)
 	crc = crc32c(crc, &prng, sizeof(prng));
 	if (vme->nr_res)
 		crc = crc32c(crc, vme->res, vme->nr_res * VME_RES_SIZE);
-	/*
-	 * Then every page in order, as the uAPI defines it: crc32c from @crc
-	 * over the memory bytes is @crc shifted over them XOR their crc32c
-	 * from seed 0, which mem_crc keeps.
-	 */
-	return __crc32c_le_shift(crc, (size_t)vme->nr_pages * VME_PAGE_SIZE) ^
-	       vme->mem_crc;
+	for (idx = 0; idx < vme->nr_pages; idx++) {
+		page = xa_load(&vme->pages, idx);
+		crc = crc32c(crc, page ?: vme_zero_page, VME_PAGE_SIZE);
+		/* Up to 4 GiB: give the CPU away every MiB. */
+		if (!((idx + 1) % (SZ_1M / VME_PAGE_SIZE)))
+			cond_resched();
+	}
+	return crc;
 }
 
 /* ---- migration snapshot and load -------------------------------------- */

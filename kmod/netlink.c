@@ -347,7 +347,7 @@ static int vme_nl_put_kmem(struct sk_buff *skb, struct vme_device *vme)
 
 /*
  * What DEV_GET reports, gathered without holding state_mutex.  A query:
- * it changes nothing, and gives the digest only when asked.
+ * it changes nothing, and reads every page (the digest) only when asked.
  */
 struct vme_nl_snapshot {
 	u32 query;			/* VFIO_MIG_EMU_QUERY_* asked for */
@@ -510,10 +510,9 @@ static int vme_nl_reply(struct genl_info *info, u8 cmd, struct vme_device *vme,
 
 /*
  * DEV_GET's A_QUERY, or a negative errno.  Anyone may ask for the cheap
- * fields; the digest tells what the device holds (and once read every
- * page under its dev_lock; it is kept up to date now, see
- * vme_mem_crc_changed_locked()), so it needs the same CAP_NET_ADMIN as the
- * changing commands.
+ * fields; the digest reads every page of the device (up to
+ * VFIO_MIG_EMU_MAX_MEM_SIZE) under its dev_lock, so it needs the same
+ * CAP_NET_ADMIN as the changing commands.
  */
 static int vme_nl_dev_get_query(struct sk_buff *skb, struct nlattr **attrs,
 				struct netlink_ext_ack *extack)

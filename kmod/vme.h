@@ -200,12 +200,6 @@ struct vme_device {
 	struct xarray pages;		/* page index -> VME_PAGE_SIZE bytes */
 	unsigned long *present;		/* pages materialized */
 	unsigned long *dirty;		/* pages to (re)send */
-	/*
-	 * crc32c (seed 0, no inversion) over all of memory, absent pages as
-	 * zeros: kept up to date as pages change, so the digest costs the
-	 * same whatever the memory size (see vme_mem_crc_changed_locked()).
-	 */
-	u32 mem_crc;
 	bool res_changed;		/* resources added during a session */
 };
 
