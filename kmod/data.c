@@ -237,16 +237,24 @@ err_free_migf:
 
 /* ---- saving ----------------------------------------------------------- */
 
-static void vme_stage_record_locked(struct vme_migration_file *migf, u16 type,
-				    u32 length, u64 arg)
+/* @page_crcs: a MEM record's page CRCs (NULL: other records). */
+static void vme_stage_record_crcs_locked(struct vme_migration_file *migf,
+					 u16 type, u32 length, u64 arg,
+					 const u32 *page_crcs)
 {
 	struct vfio_mig_emu_record *rec = (void *)migf->buf;
 
 	lockdep_assert_held(&migf->lock);
 	vme_record_encode(rec, type, migf->seq++, length, arg,
-			  migf->buf + VME_REC_SIZE);
+			  migf->buf + VME_REC_SIZE, page_crcs);
 	migf->buf_len = VME_REC_SIZE + length;
 	migf->buf_pos = 0;
+}
+
+static void vme_stage_record_locked(struct vme_migration_file *migf, u16 type,
+				    u32 length, u64 arg)
+{
+	vme_stage_record_crcs_locked(migf, type, length, arg, NULL);
 }
 
 /* Stream bytes of the fixed records still to come before the resources. */
@@ -428,6 +436,7 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 {
 	struct vme_device *vme = migf->vme;
 	void *payload = migf->buf + VME_REC_SIZE;
+	u32 page_crcs[VME_PAGES_PER_REC];
 	u32 len, id;
 	u64 off;
 
@@ -483,14 +492,17 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 				continue;
 			}
 			len = vme_dirty_take_locked(vme, migf->init_map,
-						    payload, &off);
+						    payload, &off, page_crcs);
 			if (!len)
 				len = vme_dirty_take_locked(vme, vme->dirty,
-							    payload, &off);
+							    payload, &off,
+							    page_crcs);
 			mutex_unlock(&vme->dev_lock);
 			if (len) {
-				vme_stage_record_locked(migf, VFIO_MIG_EMU_REC_MEM,
-							len, off);
+				vme_stage_record_crcs_locked(migf,
+							     VFIO_MIG_EMU_REC_MEM,
+							     len, off,
+							     page_crcs);
 				return true;
 			}
 			if (!migf->stop_copy)
@@ -930,6 +942,7 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf,
 	struct vfio_mig_emu_record *rec = (void *)migf->buf;
 	void *payload = migf->buf + VME_REC_SIZE;
 	const struct vfio_mig_emu_resource *res = payload;
+	u32 page_crcs[VME_PAGES_PER_REC];
 	u32 len = le32_to_cpu(rec->length);
 	struct vme_device *vme = migf->vme;
 	const char *why = NULL;
@@ -937,7 +950,7 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf,
 	int ret;
 
 	lockdep_assert_held(&migf->lock);
-	ret = vme_record_check_crc(rec, payload, &why);
+	ret = vme_record_check_crc(rec, payload, page_crcs, &why);
 	if (ret)
 		return vme_resume_fail_locked(migf, why, ret);
 
@@ -951,7 +964,8 @@ static int vme_resume_apply_locked(struct vme_migration_file *migf,
 		break;
 	case VFIO_MIG_EMU_REC_MEM:
 		ret = vme_load_mem_locked(vme, le64_to_cpu(rec->arg), payload,
-					  le32_to_cpu(rec->length), &why);
+					  le32_to_cpu(rec->length), page_crcs,
+					  &why);
 		break;
 	case VFIO_MIG_EMU_REC_RESOURCE:
 		if (!vme_resource_context_ok(le64_to_cpu(res->cookie),

@@ -21,8 +21,6 @@
 
 #include "vme.h"
 
-static const u8 vme_zero_page[VME_PAGE_SIZE];
-
 /* BAR2 is a 64-bit prefetchable memory BAR. */
 #define VME_BAR2_FLAGS	(PCI_BASE_ADDRESS_MEM_TYPE_64 | \
 			 PCI_BASE_ADDRESS_MEM_PREFETCH)
@@ -78,6 +76,178 @@ static void vme_config_wmask_init(struct vme_device *vme)
 	       VME_CONFIG_SIZE - VFIO_MIG_EMU_CONFIG_SCRATCH);
 }
 
+/* ---- the digest's CRC cache (struct vme_digest_cache) ------------------ */
+
+static unsigned long vme_digest_nr_chunks(unsigned long nr_pages)
+{
+	return DIV_ROUND_UP(nr_pages, VME_CHUNK_PAGES);
+}
+
+static unsigned long vme_digest_nr_blocks(unsigned long nr_pages)
+{
+	return DIV_ROUND_UP(nr_pages, VME_CRC_BLOCK_PAGES);
+}
+
+/* Bytes of a cache for @nr_pages before any page is written. */
+static s64 vme_digest_idle_bytes(unsigned long nr_pages)
+{
+	unsigned long chunks = vme_digest_nr_chunks(nr_pages);
+
+	return vme_digest_nr_blocks(nr_pages) * sizeof(u32 *) +
+	       vme_bitmap_bytes(nr_pages) + chunks * sizeof(u32) +
+	       vme_bitmap_bytes(chunks);
+}
+
+static void vme_digest_free(struct vme_digest_cache *dc)
+{
+	kvfree(dc->blocks);
+	bitmap_free(dc->page_stale);
+	kvfree(dc->chunk_crc);
+	bitmap_free(dc->chunk_stale);
+	memset(dc, 0, sizeof(*dc));
+}
+
+/* A cache for all-zero memory of @nr_pages: every CRC 0, nothing stale. */
+static int vme_digest_alloc(struct vme_digest_cache *dc,
+			    unsigned long nr_pages)
+{
+	unsigned long chunks = vme_digest_nr_chunks(nr_pages);
+	unsigned long last = nr_pages - (chunks - 1) * VME_CHUNK_PAGES;
+
+	memset(dc, 0, sizeof(*dc));
+	dc->nr_blocks = vme_digest_nr_blocks(nr_pages);
+	dc->nr_chunks = chunks;
+	dc->blocks = kvcalloc(dc->nr_blocks, sizeof(*dc->blocks),
+			      GFP_KERNEL_ACCOUNT);
+	dc->page_stale = bitmap_zalloc(nr_pages, GFP_KERNEL_ACCOUNT);
+	dc->chunk_crc = kvcalloc(chunks, sizeof(u32), GFP_KERNEL_ACCOUNT);
+	dc->chunk_stale = bitmap_zalloc(chunks, GFP_KERNEL_ACCOUNT);
+	if (!dc->blocks || !dc->page_stale || !dc->chunk_crc ||
+	    !dc->chunk_stale) {
+		vme_digest_free(dc);
+		return -ENOMEM;
+	}
+	dc->chunk_factor = vme_crc_zeros_factor(VME_CHUNK_PAGES *
+						VME_PAGE_SIZE);
+	dc->last_chunk_factor = vme_crc_zeros_factor(last * VME_PAGE_SIZE);
+	dc->mem_factor = vme_crc_zeros_factor((u64)nr_pages * VME_PAGE_SIZE);
+	dc->mem_valid = true;
+	return 0;
+}
+
+/* All memory freed: back to the all-zero cache, page CRC blocks freed. */
+static void vme_digest_clear_locked(struct vme_device *vme)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+	unsigned long b;
+
+	lockdep_assert_held(&vme->dev_lock);
+	for (b = 0; b < dc->nr_blocks; b++) {
+		if (!dc->blocks[b])
+			continue;
+		kfree(dc->blocks[b]);
+		dc->blocks[b] = NULL;
+		vme_kmem(vme, VFIO_MIG_EMU_KMEM_DIGEST, -VME_PAGE_SIZE);
+	}
+	bitmap_zero(dc->page_stale, vme->nr_pages);
+	memset(dc->chunk_crc, 0, dc->nr_chunks * sizeof(u32));
+	bitmap_zero(dc->chunk_stale, dc->nr_chunks);
+	dc->mem_crc = 0;
+	dc->mem_valid = true;
+}
+
+/* Page @idx is about to be materialized: its CRC needs a slot. */
+static int vme_digest_block_get_locked(struct vme_device *vme,
+				       unsigned long idx)
+{
+	u32 **block = &vme->digest.blocks[idx / VME_CRC_BLOCK_PAGES];
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (*block)
+		return 0;
+	*block = kzalloc(VME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!*block)
+		return -ENOMEM;
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_DIGEST, VME_PAGE_SIZE);
+	return 0;
+}
+
+/* Page @idx changed: its CRC, its chunk's and the memory's are stale. */
+static void vme_digest_page_changed_locked(struct vme_device *vme,
+					   unsigned long idx)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+
+	lockdep_assert_held(&vme->dev_lock);
+	set_bit(idx, dc->page_stale);
+	set_bit(idx / VME_CHUNK_PAGES, dc->chunk_stale);
+	dc->mem_valid = false;
+}
+
+/*
+ * Page @idx (present) holds bytes whose CRC from 0 is @crc, computed by
+ * the caller on its way through them (a MEM record saved or loaded).
+ */
+static void vme_digest_page_known_locked(struct vme_device *vme,
+					 unsigned long idx, u32 crc)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+
+	lockdep_assert_held(&vme->dev_lock);
+	dc->blocks[idx / VME_CRC_BLOCK_PAGES][idx % VME_CRC_BLOCK_PAGES] = crc;
+	clear_bit(idx, dc->page_stale);
+}
+
+/* Bring chunk @c up to date: the stale pages of it are read again. */
+static void vme_digest_chunk_refresh_locked(struct vme_device *vme,
+					    unsigned long c)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+	unsigned long first = c * VME_CHUNK_PAGES, idx;
+	unsigned long end = min(first + VME_CHUNK_PAGES, vme->nr_pages);
+	u32 *block = dc->blocks[first / VME_CRC_BLOCK_PAGES];
+	const void *page;
+
+	/* VME_CRC_BLOCK_PAGES is a multiple of VME_CHUNK_PAGES. */
+	for_each_set_bit_from(first, dc->page_stale, end) {
+		idx = first;
+		page = xa_load(&vme->pages, idx);
+		block[idx % VME_CRC_BLOCK_PAGES] =
+			page ? crc32c(0, page, VME_PAGE_SIZE) : 0;
+		clear_bit(idx, dc->page_stale);
+	}
+	first = c * VME_CHUNK_PAGES;
+	dc->chunk_crc[c] = block ?
+		vme_crc_extend_pages(0, block + first % VME_CRC_BLOCK_PAGES,
+				     end - first) : 0;
+	clear_bit(c, dc->chunk_stale);
+}
+
+/* crc32c from 0 over all device memory, from the cache. */
+static u32 vme_digest_mem_locked(struct vme_device *vme)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+	unsigned long c, n = 0;
+	u32 crc = 0;
+
+	lockdep_assert_held(&vme->dev_lock);
+	if (dc->mem_valid)
+		return dc->mem_crc;
+
+	for_each_set_bit(c, dc->chunk_stale, dc->nr_chunks) {
+		vme_digest_chunk_refresh_locked(vme, c);
+		/* Up to 4 GiB stale: give the CPU away every MiB. */
+		if (!(++n % (SZ_1M / VME_PAGE_SIZE / VME_CHUNK_PAGES)))
+			cond_resched();
+	}
+	for (c = 0; c + 1 < dc->nr_chunks; c++)
+		crc = vme_crc_mul(crc, dc->chunk_factor) ^ dc->chunk_crc[c];
+	crc = vme_crc_mul(crc, dc->last_chunk_factor) ^ dc->chunk_crc[c];
+	dc->mem_crc = crc;
+	dc->mem_valid = true;
+	return crc;
+}
+
 int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 		    u64 mem_size)
 {
@@ -91,7 +261,8 @@ int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 	xa_init(&vme->pages);
 	vme->present = bitmap_zalloc(vme->nr_pages, GFP_KERNEL);
 	vme->dirty = bitmap_zalloc(vme->nr_pages, GFP_KERNEL);
-	if (!vme->present || !vme->dirty) {
+	if (!vme->present || !vme->dirty ||
+	    vme_digest_alloc(&vme->digest, vme->nr_pages)) {
 		bitmap_free(vme->present);
 		bitmap_free(vme->dirty);
 		mutex_destroy(&vme->dev_lock);
@@ -99,6 +270,8 @@ int vme_device_init(struct vme_device *vme, enum vfio_mig_emu_profile profile,
 	}
 	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
 		 2 * vme_bitmap_bytes(vme->nr_pages));
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_DIGEST,
+		 vme_digest_idle_bytes(vme->nr_pages));
 
 	mutex_lock(&vme->dev_lock);
 	vme_device_reset_locked(vme);
@@ -123,6 +296,7 @@ static void vme_free_pages_locked(struct vme_device *vme)
 	xa_destroy(&vme->pages);
 	bitmap_zero(vme->present, vme->nr_pages);
 	bitmap_zero(vme->dirty, vme->nr_pages);
+	vme_digest_clear_locked(vme);
 }
 
 void vme_device_fini(struct vme_device *vme)
@@ -135,8 +309,11 @@ void vme_device_fini(struct vme_device *vme)
 	mutex_unlock(&vme->dev_lock);
 	bitmap_free(vme->present);
 	bitmap_free(vme->dirty);
+	vme_digest_free(&vme->digest);
 	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
 		 -2 * vme_bitmap_bytes(vme->nr_pages));
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_DIGEST,
+		 -vme_digest_idle_bytes(vme->nr_pages));
 	mutex_destroy(&vme->dev_lock);
 }
 
@@ -175,6 +352,8 @@ static void *vme_page_get_locked(struct vme_device *vme, unsigned long idx)
 	if (page)
 		return page;
 
+	if (vme_digest_block_get_locked(vme, idx))
+		return NULL;
 	page = kzalloc(VME_PAGE_SIZE, GFP_KERNEL_ACCOUNT);
 	if (!page)
 		return NULL;
@@ -194,6 +373,7 @@ static void vme_page_dirtied_locked(struct vme_device *vme, unsigned long idx)
 {
 	lockdep_assert_held(&vme->dev_lock);
 	set_bit(idx, vme->dirty);
+	vme_digest_page_changed_locked(vme, idx);
 	if (vme->saving_migf)
 		vme_migf_wake(vme->saving_migf);
 }
@@ -258,13 +438,14 @@ void vme_dirty_start_locked(struct vme_device *vme)
  * Copy the first run of pages set in @map (vme->dirty or a subset of it;
  * at most VME_PAGES_PER_REC pages) into @buf, clear them in @map and in
  * vme->dirty, and return the byte count (0 when @map is empty); *@offset
- * receives the run's byte offset.
+ * receives the run's byte offset and @page_crcs the CRC of each page
+ * from 0, which the digest's cache keeps too: the bytes are read once.
  */
 u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
-			  void *buf, u64 *offset)
+			  void *buf, u64 *offset, u32 *page_crcs)
 {
 	unsigned long start, idx;
-	u32 len = 0;
+	u32 len = 0, crc;
 
 	lockdep_assert_held(&vme->dev_lock);
 	start = find_first_bit(map, vme->nr_pages);
@@ -275,6 +456,13 @@ u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
 	     test_bit(idx, map); idx++) {
 		vme_mem_read_locked(vme, (u64)idx * VME_PAGE_SIZE, buf + len,
 				    VME_PAGE_SIZE);
+		if (test_bit(idx, vme->present)) {
+			crc = crc32c(0, buf + len, VME_PAGE_SIZE);
+			vme_digest_page_known_locked(vme, idx, crc);
+		} else {
+			crc = 0;	/* zeros, and never stale */
+		}
+		page_crcs[(idx - start)] = crc;
 		clear_bit(idx, map);
 		clear_bit(idx, vme->dirty);
 		len += VME_PAGE_SIZE;
@@ -507,12 +695,13 @@ void vme_dirty_work_fn(struct work_struct *work)
 int vme_device_resize_locked(struct vme_device *vme, u64 mem_size)
 {
 	unsigned long nr_pages = mem_size / VME_PAGE_SIZE;
+	struct vme_digest_cache digest;
 	unsigned long *present, *dirty;
 
 	lockdep_assert_held(&vme->state_mutex);
 	present = bitmap_zalloc(nr_pages, GFP_KERNEL_ACCOUNT);
 	dirty = bitmap_zalloc(nr_pages, GFP_KERNEL_ACCOUNT);
-	if (!present || !dirty) {
+	if (!present || !dirty || vme_digest_alloc(&digest, nr_pages)) {
 		bitmap_free(present);
 		bitmap_free(dirty);
 		return -ENOMEM;
@@ -522,9 +711,13 @@ int vme_device_resize_locked(struct vme_device *vme, u64 mem_size)
 	vme_free_pages_locked(vme);
 	swap(vme->present, present);
 	swap(vme->dirty, dirty);
+	swap(vme->digest, digest);
 	vme_kmem(vme, VFIO_MIG_EMU_KMEM_BITMAPS,
 		 2 * (vme_bitmap_bytes(nr_pages) -
 		      vme_bitmap_bytes(vme->nr_pages)));
+	vme_kmem(vme, VFIO_MIG_EMU_KMEM_DIGEST,
+		 vme_digest_idle_bytes(nr_pages) -
+		 vme_digest_idle_bytes(vme->nr_pages));
 	vme->mem_size = mem_size;
 	vme->nr_pages = nr_pages;
 	vme->bar2_size = roundup_pow_of_two(mem_size);
@@ -534,15 +727,19 @@ int vme_device_resize_locked(struct vme_device *vme, u64 mem_size)
 
 	bitmap_free(present);
 	bitmap_free(dirty);
+	vme_digest_free(&digest);
 	return 0;
 }
 
+/*
+ * The uAPI's digest: crc32c from ~0 over config, scratch, prng, resources
+ * and then all memory.  The memory part comes from the cache: the CRC so
+ * far, shifted over mem_size bytes, combined with the memory's own CRC.
+ */
 u32 vme_digest_locked(struct vme_device *vme)
 {
 	__le32 scratch[VFIO_MIG_EMU_NR_SCRATCH];
 	__le64 prng = cpu_to_le64(vme->prng);
-	unsigned long idx;
-	const void *page;
 	u32 crc;
 	int i;
 
@@ -555,14 +752,8 @@ u32 vme_digest_locked(struct vme_device *vme)
 	crc = crc32c(crc, &prng, sizeof(prng));
 	if (vme->nr_res)
 		crc = crc32c(crc, vme->res, vme->nr_res * VME_RES_SIZE);
-	for (idx = 0; idx < vme->nr_pages; idx++) {
-		page = xa_load(&vme->pages, idx);
-		crc = crc32c(crc, page ?: vme_zero_page, VME_PAGE_SIZE);
-		/* Up to 4 GiB: give the CPU away every MiB. */
-		if (!((idx + 1) % (SZ_1M / VME_PAGE_SIZE)))
-			cond_resched();
-	}
-	return crc;
+	return vme_crc_mul(crc, vme->digest.mem_factor) ^
+	       vme_digest_mem_locked(vme);
 }
 
 /* ---- migration snapshot and load -------------------------------------- */
@@ -620,8 +811,9 @@ int vme_load_regs_locked(struct vme_device *vme,
 	return 0;
 }
 
+/* @page_crcs: each page's CRC from 0, from vme_record_check_crc(). */
 int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
-			u32 len, const char **why)
+			u32 len, const u32 *page_crcs, const char **why)
 {
 	u32 done;
 	int ret;
@@ -634,6 +826,9 @@ int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
 			*why = "out of memory loading MEM record";
 			return ret;
 		}
+		vme_digest_page_known_locked(vme,
+					     (offset + done) / VME_PAGE_SIZE,
+					     page_crcs[done / VME_PAGE_SIZE]);
 	}
 	return 0;
 }

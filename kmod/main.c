@@ -592,6 +592,7 @@ static int __init vme_init(void)
 {
 	int ret;
 
+	vme_crc_init();
 	ret = vme_netlink_init();
 	if (ret)
 		return ret;

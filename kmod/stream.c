@@ -15,6 +15,57 @@ u32 vme_crc(const void *data, size_t len)
 	return crc32c(~0U, data, len);
 }
 
+/*
+ * CRC algebra.  crc32c() here has no pre- or post-inversion, so it is
+ * linear: crc(s, A || B) = crc(s, A) * x^(8|B|) ^ crc(0, B), products
+ * taken modulo the crc32c polynomial in its reflected form (bit 31 is
+ * x^0).  That lets the digest and the MEM record CRCs be assembled from
+ * CRCs of pages computed once, instead of reading the bytes again.
+ */
+#define VME_CRC32C_POLY		0x82f63b78U
+
+u32 vme_crc_page_factor __ro_after_init;
+
+/* @a * @b modulo the polynomial; quick when @a is 0 (a CRC of zeros). */
+u32 vme_crc_mul(u32 a, u32 b)
+{
+	u32 p = 0;
+
+	while (a) {
+		if (a & BIT(31))
+			p ^= b;
+		a <<= 1;
+		b = b & 1 ? (b >> 1) ^ VME_CRC32C_POLY : b >> 1;
+	}
+	return p;
+}
+
+/* x^(8 @bytes): multiplying a CRC by it runs the CRC over @bytes zeros. */
+u32 vme_crc_zeros_factor(u64 bytes)
+{
+	u32 factor = BIT(31), square = BIT(31 - 8);	/* x^0, x^8 */
+
+	for (; bytes; bytes >>= 1) {
+		if (bytes & 1)
+			factor = vme_crc_mul(factor, square);
+		square = vme_crc_mul(square, square);
+	}
+	return factor;
+}
+
+void __init vme_crc_init(void)
+{
+	vme_crc_page_factor = vme_crc_zeros_factor(VME_PAGE_SIZE);
+}
+
+/* A CRC of page CRCs: @crc, then @nr pages whose crc(0, page) is given. */
+u32 vme_crc_extend_pages(u32 crc, const u32 *page_crcs, unsigned int nr)
+{
+	while (nr--)
+		crc = vme_crc_mul(crc, vme_crc_page_factor) ^ *page_crcs++;
+	return crc;
+}
+
 void vme_stream_header_encode(struct vfio_mig_emu_stream_header *hdr,
 			      u32 profile, u64 mem_size)
 {
@@ -57,9 +108,14 @@ int vme_stream_header_check(const struct vfio_mig_emu_stream_header *hdr,
 	return -EINVAL;
 }
 
-/* Fill @rec for @payload (@length bytes, may be NULL when zero). */
+/*
+ * Fill @rec for @payload (@length bytes, may be NULL when zero).  With
+ * @page_crcs (a MEM record) the payload's CRC comes from the CRCs of its
+ * pages, and the payload is not read.
+ */
 void vme_record_encode(struct vfio_mig_emu_record *rec, u16 type, u32 seq,
-		       u32 length, u64 arg, const void *payload)
+		       u32 length, u64 arg, const void *payload,
+		       const u32 *page_crcs)
 {
 	u32 crc;
 
@@ -70,7 +126,10 @@ void vme_record_encode(struct vfio_mig_emu_record *rec, u16 type, u32 seq,
 	rec->length = cpu_to_le32(length);
 	rec->arg = cpu_to_le64(arg);
 	crc = vme_crc(rec, sizeof(*rec));
-	if (length)
+	if (page_crcs)
+		crc = vme_crc_extend_pages(crc, page_crcs,
+					   length / VME_PAGE_SIZE);
+	else if (length)
 		crc = crc32c(crc, payload, length);
 	rec->crc = cpu_to_le32(crc);
 }
@@ -157,17 +216,29 @@ int vme_record_check(const struct vfio_mig_emu_record *rec, u32 seq,
 	return 0;
 }
 
+/*
+ * Check a record's crc once its payload is in.  For a MEM record (checked
+ * by vme_record_check() first) the CRC of each page goes to @page_crcs,
+ * VME_PAGES_PER_REC entries, for the digest: the payload is read once.
+ */
 int vme_record_check_crc(const struct vfio_mig_emu_record *rec,
-			 const void *payload, const char **why)
+			 const void *payload, u32 *page_crcs, const char **why)
 {
 	struct vfio_mig_emu_record tmp = *rec;
 	u32 length = le32_to_cpu(rec->length);
+	unsigned int i, nr = length / VME_PAGE_SIZE;
 	u32 crc;
 
 	tmp.crc = 0;
 	crc = vme_crc(&tmp, sizeof(tmp));
-	if (length)
+	if (le16_to_cpu(rec->type) == VFIO_MIG_EMU_REC_MEM) {
+		for (i = 0; i < nr; i++)
+			page_crcs[i] = crc32c(0, payload + i * VME_PAGE_SIZE,
+					      VME_PAGE_SIZE);
+		crc = vme_crc_extend_pages(crc, page_crcs, nr);
+	} else if (length) {
 		crc = crc32c(crc, payload, length);
+	}
 	if (crc != le32_to_cpu(rec->crc)) {
 		*why = "record crc mismatch";
 		return -EINVAL;

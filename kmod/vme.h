@@ -104,6 +104,34 @@ struct vme_fault_act {
 	int err;			/* negative errno for the FAIL effects */
 };
 
+/*
+ * The digest's memory part, kept so that a digest costs O(pages changed
+ * since the last one) plus a step per chunk, not a read of all device
+ * memory (which under TCG took seconds per GiB, inside the stop window).
+ * For each page: crc32c from 0 over its bytes (0 for an absent page),
+ * valid unless the page is stale (written since).  For each chunk of
+ * VME_CHUNK_PAGES pages: the CRC of the chunk from 0, valid unless stale.
+ * mem_crc: the CRC of all memory from 0, valid when mem_valid.  Page CRCs
+ * live in blocks of VME_CRC_BLOCK_PAGES, allocated with the block's first
+ * page, so memory never written costs no page CRCs.  Under dev_lock.
+ */
+#define VME_CHUNK_PAGES		16
+#define VME_CRC_BLOCK_PAGES	(VME_PAGE_SIZE / sizeof(u32))
+
+struct vme_digest_cache {
+	u32 **blocks;			/* NULL: no page of it present */
+	unsigned long nr_blocks;
+	unsigned long *page_stale;	/* nr_pages bits */
+	u32 *chunk_crc;
+	unsigned long *chunk_stale;
+	unsigned long nr_chunks;
+	u32 chunk_factor;		/* x^(8 chunk bytes) */
+	u32 last_chunk_factor;		/* the last, maybe shorter chunk's */
+	u32 mem_factor;			/* x^(8 mem_size) */
+	u32 mem_crc;
+	bool mem_valid;
+};
+
 struct vme_device {
 	struct vfio_device vdev;
 	enum vfio_mig_emu_profile profile;
@@ -200,6 +228,7 @@ struct vme_device {
 	struct xarray pages;		/* page index -> VME_PAGE_SIZE bytes */
 	unsigned long *present;		/* pages materialized */
 	unsigned long *dirty;		/* pages to (re)send */
+	struct vme_digest_cache digest;
 	bool res_changed;		/* resources added during a session */
 };
 
@@ -264,7 +293,7 @@ u32 vme_digest_locked(struct vme_device *vme);
 u64 vme_mem_stream_bytes(const unsigned long *map, unsigned long nr_pages);
 void vme_dirty_start_locked(struct vme_device *vme);
 u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
-			  void *buf, u64 *offset);
+			  void *buf, u64 *offset, u32 *page_crcs);
 void vme_save_regs_locked(struct vme_device *vme,
 			  struct vfio_mig_emu_regs *regs);
 int vme_load_config_locked(struct vme_device *vme, const void *cfg,
@@ -273,7 +302,7 @@ int vme_load_regs_locked(struct vme_device *vme,
 			 const struct vfio_mig_emu_regs *regs,
 			 const char **why);
 int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
-			u32 len, const char **why);
+			u32 len, const u32 *page_crcs, const char **why);
 int vme_load_resource_locked(struct vme_device *vme,
 			     const struct vfio_mig_emu_resource *res,
 			     const char **why);
@@ -342,15 +371,21 @@ void vme_event_reset(struct vme_device *vme, u32 from);
 
 /* stream.c */
 u32 vme_crc(const void *data, size_t len);
+extern u32 vme_crc_page_factor;
+void vme_crc_init(void);
+u32 vme_crc_mul(u32 a, u32 b);
+u32 vme_crc_zeros_factor(u64 bytes);
+u32 vme_crc_extend_pages(u32 crc, const u32 *page_crcs, unsigned int nr);
 void vme_stream_header_encode(struct vfio_mig_emu_stream_header *hdr,
 			      u32 profile, u64 mem_size);
 int vme_stream_header_check(const struct vfio_mig_emu_stream_header *hdr,
 			    u32 profile, u64 mem_size, const char **why);
 void vme_record_encode(struct vfio_mig_emu_record *rec, u16 type, u32 seq,
-		       u32 length, u64 arg, const void *payload);
+		       u32 length, u64 arg, const void *payload,
+		       const u32 *page_crcs);
 int vme_record_check(const struct vfio_mig_emu_record *rec, u32 seq,
 		     u64 mem_size, const char **why);
 int vme_record_check_crc(const struct vfio_mig_emu_record *rec,
-			 const void *payload, const char **why);
+			 const void *payload, u32 *page_crcs, const char **why);
 
 #endif /* VME_H */

@@ -35,12 +35,18 @@ TEST_F(KmemAccounting, PagesMaterializeOnWriteAndSessionsStreamWithOneBuffer)
 		EXPECT_EQ(idle.pages, 0u) << "never-written pages must cost nothing";
 		EXPECT_EQ(idle.buffers, 0u);
 		EXPECT_EQ(idle.bitmaps, 2 * (mem / 4096 / 8)) << "present + dirty bitmaps, 1 bit per page";
+		// The digest's cache (uAPI KMEM_DIGEST): a stale bit per page, a
+		// CRC and a stale bit per 16 pages, a pointer per 1024 pages.
+		const std::uint64_t pages = mem / 4096, chunks = pages / 16, blocks = pages / 1024;
+		const std::uint64_t digest_idle = pages / 8 + chunks * 4 + chunks / 8 + blocks * 8;
+		EXPECT_EQ(idle.digest_cache, digest_idle) << "64 MiB never written: about 100 bytes per MiB";
 
 		std::vector<std::uint8_t> chunk(1 << 20, 0xa5);
 		for (std::uint64_t off = 0; off < (4u << 20); off += chunk.size())
 			dev.region_write(VFIO_PCI_BAR2_REGION_INDEX, off, chunk);
 		control::Kmem written = kmem(m.uuid());
 		EXPECT_EQ(written.pages, 4u << 20);
+		EXPECT_EQ(written.digest_cache, digest_idle + 4096) << "4 MiB written: one block of 1024 page CRCs";
 
 		auto s = dev.set_state(State::StopCopy);
 		ASSERT_TRUE(s.has_data());
@@ -58,6 +64,7 @@ TEST_F(KmemAccounting, PagesMaterializeOnWriteAndSessionsStreamWithOneBuffer)
 		EXPECT_EQ(after.bitmaps, idle.bitmaps);
 		dev.reset();
 		EXPECT_EQ(kmem(m.uuid()).pages, 0u) << "reset frees the memory";
+		EXPECT_EQ(kmem(m.uuid()).digest_cache, digest_idle) << "reset frees the page CRC blocks";
 	}
 }
 

@@ -372,7 +372,8 @@ DeviceInfo decode_device(const Attrs &a)
 		Attrs k = a.nested(VFIO_MIG_EMU_A_KMEM);
 		d.kmem = Kmem{k.u64(VFIO_MIG_EMU_KMEM_PAGES).value_or(0), k.u64(VFIO_MIG_EMU_KMEM_BITMAPS).value_or(0),
 			      k.u64(VFIO_MIG_EMU_KMEM_BUFFERS).value_or(0),
-			      k.u64(VFIO_MIG_EMU_KMEM_RESOURCES).value_or(0)};
+			      k.u64(VFIO_MIG_EMU_KMEM_RESOURCES).value_or(0),
+			      k.u64(VFIO_MIG_EMU_KMEM_DIGEST).value_or(0)};
 	}
 	return d;
 }

@@ -648,6 +648,9 @@ enum vfio_mig_emu_stat {
  *              (one record each: the saving path streams from device
  *              memory, it never holds a second copy of the state)
  *   RESOURCES  the resource table
+ *   DIGEST     the digest's cache of CRCs (one bit per page, one CRC and
+ *              one bit per 16 pages, and 4 bytes per page in blocks of
+ *              1024 pages allocated with the block's first written page)
  */
 enum vfio_mig_emu_kmem {
 	VFIO_MIG_EMU_KMEM_UNSPEC,
@@ -656,6 +659,7 @@ enum vfio_mig_emu_kmem {
 	VFIO_MIG_EMU_KMEM_BITMAPS,	/* u64 */
 	VFIO_MIG_EMU_KMEM_BUFFERS,	/* u64 */
 	VFIO_MIG_EMU_KMEM_RESOURCES,	/* u64 */
+	VFIO_MIG_EMU_KMEM_DIGEST,	/* u64 */
 	__VFIO_MIG_EMU_KMEM_MAX,
 };
 

@@ -114,7 +114,8 @@ struct Precopy {
 /// Kernel memory the module holds for a device (A_KMEM), bytes.
 struct Kmem {
 	std::uint64_t pages = 0, bitmaps = 0, buffers = 0, resources = 0;
-	std::uint64_t total() const { return pages + bitmaps + buffers + resources; }
+	std::uint64_t digest_cache = 0; ///< KMEM_DIGEST: the digest's CRC cache
+	std::uint64_t total() const { return pages + bitmaps + buffers + resources + digest_cache; }
 };
 
 /// One KNOB_ARC_DELAY nest.
