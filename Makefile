@@ -13,7 +13,9 @@
 #                   QEMU 10.0 and 11.1 for the QEMU lane in private prefixes:
 #                   scripts/fetch-qemu)
 #   make bench      vfio-migctl bench in the guest (tables; JSON in
-#                   build/vm/last/results/bench.json); BENCH_ARGS= passes options
+#                   build/vm/last/results/bench.json), then the stop window
+#                   by memory size through QEMU (stop-window.json);
+#                   BENCH_ARGS= passes options to the bench
 #   make check-debug CORE_V2=1  the same on the core-v2 variant of the debug
 #                   kernel (the vfio core handles PRECOPY_INFOv2, as Linux 7.1)
 #   make kernel-matrix  the suite on every kernel available (stock, debug,
@@ -98,8 +100,13 @@ uninstall:
 		echo "uninstall: no $(BUILD)/install_manifest.txt (userspace never installed from this tree)"; \
 	fi
 
+# 6 GiB: the stop window's 1 GiB devices exist twice (source and
+# destination) beside two QEMUs.
 bench: all
-	@scripts/vm-run -- scripts/guest-bench $(BENCH_ARGS)
+	@scripts/fetch-qemu >/dev/null || echo "bench: scripts/fetch-qemu failed: no stop-window table" >&2
+	@eval "$$(scripts/fetch-qemu --print-env 2>/dev/null | grep '^VFIOMIG_QEMU_1[01]=')"; \
+		export VFIOMIG_QEMU_10 VFIOMIG_QEMU_11; \
+		scripts/vm-run --mem 6144 --timeout 3600 -- scripts/guest-bench $(BENCH_ARGS)
 
 quirk-check: all
 	@scripts/vm-run --out build/vm/quirk-check --timeout 3600 -- \

@@ -14,6 +14,8 @@
 #include <vfiomig/qemu_lane.hpp>
 #include <vfiomig/state.hpp>
 
+#include "vfio_mig_emu.h"
+
 namespace migctl {
 namespace {
 
@@ -356,7 +358,169 @@ int run_expected(const std::vector<std::uint64_t> &sizes, const std::vector<std:
 	return ok ? 0 : 1;
 }
 
+struct StopWindowRun {
+	double downtime_ms = 0, pause_ms = 0, total_ms = 0;
+	std::string error; ///< empty: completed with equal digests
+};
+
+double event_ms(const qmp::json &e)
+{
+	const auto &t = e.at("timestamp");
+	return t.at("seconds").get<double>() * 1e3 + t.at("microseconds").get<double>() / 1e3;
+}
+
+StopWindowRun stop_window_once(control::Client &ctl, const qemu::Build &build, std::uint64_t size, unsigned index,
+			       const std::string &results)
+{
+	qemu::LaneOptions opt;
+	opt.results_root = results;
+	opt.profiles = {Profile::Full};
+	opt.src_knobs.mem_size = size;
+	opt.dst_knobs.mem_size = size;
+	qemu::QemuLane lane(ctl, build, fmt::format("stop_window_{}_{}M_{}", build.label, size >> 20, index), opt);
+	const std::string src = lane.pairs()[0].src.uuid();
+	// As many workload steps as pages, once QEMU holds the device: the
+	// pages are dirty when precopy starts and all go out in precopy.
+	for (std::uint64_t left = size / 4096; left;) {
+		auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(left, VFIO_MIG_EMU_MAX_DIRTY_STEPS));
+		ctl.workload(src, control::Workload::Dirty, n);
+		left -= n;
+	}
+	// Precopy is held open (downtime-limit 1 ms) until the device has
+	// nothing left to send; then the limit is raised and QEMU switches
+	// over. The stop window then moves no device memory, so nothing in it
+	// should grow with the memory size: what does is the emulator's own.
+	lane.set_parameters({{"max-bandwidth", 8ull << 30}, {"downtime-limit", 1}});
+	lane.start_migration();
+	StopWindowRun r;
+	auto drained = [&] {
+		const control::Precopy p = ctl.device(src).precopy;
+		return p.initial_bytes && p.dirty_bytes && *p.initial_bytes == 0 && *p.dirty_bytes == 0;
+	};
+	if (!qemu::QemuLane::wait_for(drained, 600s)) {
+		r.error = "the device still had precopy data after 600 s";
+		return r;
+	}
+	lane.set_parameters({{"downtime-limit", 300}});
+	auto info = lane.wait_final(120s, /*converge=*/true);
+	if (info.value("status", "") != "completed") {
+		r.error = "migration " + info.value("status", "?") + ": " + info.value("error-desc", "");
+		return r;
+	}
+	r.downtime_ms = info.value("downtime", 0.0);
+	r.total_ms = info.value("total-time", 0.0);
+	auto stop = lane.src().qmp().wait_event("STOP", 5s);
+	auto resume = lane.dst().qmp().wait_event("RESUME", 30s);
+	if (!stop || !resume) {
+		r.error = "no STOP event on the source or no RESUME on the destination";
+		return r;
+	}
+	r.pause_ms = event_ms(*resume) - event_ms(*stop);
+	auto s = ctl.device(src, {.digest = true}).digest;
+	auto d = ctl.device(lane.pairs()[0].dst.uuid(), {.digest = true}).digest;
+	if (s != d)
+		r.error = fmt::format("digests differ: source {:#010x}, destination {:#010x}", s.value_or(0),
+				      d.value_or(0));
+	return r;
+}
+
+int run_stop_window(const std::vector<std::uint64_t> &sizes, unsigned runs, double bound_ms,
+		    const std::string &json_out, const std::string &results)
+{
+	const auto &builds = qemu::lane_builds().found;
+	if (builds.empty()) {
+		std::fprintf(stderr, "vfio-migctl qemu-stop-window: %s\n", qemu::lane_missing_reason().c_str());
+		return 4;
+	}
+	const qemu::Build &build = builds.back();
+	control::Client ctl = control::Client::open();
+	std::printf("%s: a full device of each size, all memory dirtied by the workload after QEMU opened it,\n"
+		    "no bandwidth cap, no cost-model knobs, precopy held (downtime-limit 1 ms) until the device\n"
+		    "has sent everything, then downtime-limit 300 ms; medians of %u runs\n",
+		    build.version_text.c_str(), runs);
+	std::printf("%10s %12s %15s %12s  %s\n", "memory", "downtime", "STOP->RESUME", "total-time", "runs");
+	json rows = json::array();
+	std::vector<double> downs, pauses;
+	bool ok = true;
+	for (auto size : sizes) {
+		std::vector<double> down, pause, total;
+		std::string errors;
+		for (unsigned i = 0; i < runs; i++) {
+			StopWindowRun r = stop_window_once(ctl, build, size, i, results);
+			if (!r.error.empty()) {
+				ok = false;
+				errors += (errors.empty() ? "" : "; ") + r.error;
+				continue;
+			}
+			down.push_back(r.downtime_ms);
+			pause.push_back(r.pause_ms);
+			total.push_back(r.total_ms);
+		}
+		double dm = median(down), pm = median(pause), tm = median(total);
+		downs.push_back(dm);
+		pauses.push_back(pm);
+		std::printf("%6llu MiB %9.0f ms %12.0f ms %9.0f ms  %zu of %u%s%s\n",
+			    static_cast<unsigned long long>(size >> 20), dm, pm, tm, down.size(), runs,
+			    errors.empty() ? "" : ": FAILED: ", errors.c_str());
+		std::fflush(stdout);
+		rows.push_back({{"mem_size", size}, {"downtime_ms", dm}, {"pause_ms", pm}, {"total_ms", tm},
+				{"downtime_runs_ms", down}, {"pause_runs_ms", pause}, {"ok", errors.empty()},
+				{"errors", errors}});
+	}
+	double growth_down = downs.back() - downs.front(), growth_pause = pauses.back() - pauses.front();
+	bool met = ok && growth_down <= bound_ms && growth_pause <= bound_ms;
+	std::printf("growth %llu MiB -> %llu MiB: downtime %+.0f ms, STOP->RESUME %+.0f ms (bound %.0f ms): %s\n",
+		    static_cast<unsigned long long>(sizes.front() >> 20),
+		    static_cast<unsigned long long>(sizes.back() >> 20), growth_down, growth_pause, bound_ms,
+		    met ? "met" : "not met");
+	if (!json_out.empty())
+		std::ofstream(json_out) << json{{"qemu", build.version_text},
+						{"rows", rows},
+						{"growth_downtime_ms", growth_down},
+						{"growth_pause_ms", growth_pause},
+						{"bound_ms", bound_ms},
+						{"met", met}}
+						   .dump(2)
+					<< "\n";
+	return ok ? 0 : 1;
+}
+
 } // namespace
+
+QemuStopWindow::QemuStopWindow(CLI::App &app)
+{
+	cmd_ = app.add_subcommand("qemu-stop-window",
+				  "The downtime the emulator adds by device memory size: a full device of each SIZE, "
+				  "memory dirtied after QEMU opened it, migrated by the newest QEMU found with no "
+				  "bandwidth cap; QEMU's downtime and STOP->RESUME per size, growth against a bound");
+	cmd_->add_option("--size", sizes_, "Device memory sizes, smallest first (repeatable; K, M, G)")
+		->capture_default_str();
+	cmd_->add_option("--runs", runs_, "Migrations per size (medians)")->capture_default_str()->check(
+		CLI::PositiveNumber);
+	cmd_->add_option("--bound-ms", bound_ms_, "Largest growth of the stop window from the smallest to the "
+						  "largest size that counts as met")
+		->capture_default_str();
+	cmd_->add_option("--json", json_out_, "Also write the rows as JSON to this file");
+	cmd_->add_option("--results", results_, "Folder for QEMU logs and traces (default $VM_RESULTS/qemu)");
+}
+
+bool QemuStopWindow::run(int *rc)
+{
+	if (!*cmd_)
+		return false;
+	try {
+		std::vector<std::uint64_t> sizes;
+		for (auto &s : sizes_)
+			sizes.push_back(parse_bytes(s));
+		if (sizes.empty())
+			throw std::runtime_error("no --size given");
+		*rc = run_stop_window(sizes, static_cast<unsigned>(runs_), bound_ms_, json_out_, results_);
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "vfio-migctl qemu-stop-window: %s\n", e.what());
+		*rc = 1;
+	}
+	return true;
+}
 
 QemuExpectedDowntime::QemuExpectedDowntime(CLI::App &app)
 {

@@ -47,4 +47,25 @@ private:
 	std::string results_;
 };
 
+/// vfio-migctl qemu-stop-window: the downtime the emulator itself adds,
+/// by device memory size. A `full` device of each SIZE, its memory dirtied
+/// after QEMU opened it, migrated by QEMU (the newest build found) with
+/// no bandwidth cap and no cost-model knobs: all state moves in precopy,
+/// so whatever grows with SIZE in the stop window is the emulator's.
+/// Prints QEMU's downtime and STOP->RESUME per size and their growth from
+/// the smallest to the largest size against --bound-ms, met or not met.
+class QemuStopWindow {
+public:
+	explicit QemuStopWindow(CLI::App &app);
+	bool run(int *rc);
+
+private:
+	CLI::App *cmd_ = nullptr;
+	std::vector<std::string> sizes_ = {"16M", "256M", "1G"};
+	int runs_ = 3;
+	double bound_ms_ = 100;
+	std::string json_out_;
+	std::string results_;
+};
+
 } // namespace migctl

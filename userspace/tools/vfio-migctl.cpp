@@ -5,6 +5,7 @@
 //   dump   decode and validate a saved migration stream
 //   reinit-table  v1 vs v2 (REINIT) downtime experiment (migctl_reinit.cpp)
 //   qemu-downtime the same experiment run by QEMU 11.1 (migctl_qemu.cpp)
+//   qemu-stop-window  the downtime the emulator adds, by memory size (same)
 //   bench  latency, parallel speedup, data path, memory (migctl_bench.cpp)
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -205,6 +206,7 @@ int main(int argc, char **argv)
 	migctl::ReinitTable reinit_table(app); // reinit-table
 	migctl::QemuDowntime qemu_downtime(app); // qemu-downtime
 	migctl::QemuExpectedDowntime qemu_expected(app); // qemu-expected-downtime
+	migctl::QemuStopWindow qemu_stop_window(app); // qemu-stop-window
 	migctl::Bench bench(app);              // bench
 	DemoOptions demo_opt;
 	auto *demo = app.add_subcommand("demo", "Create two instances of a profile, run a workload, migrate it "
@@ -229,6 +231,8 @@ int main(int argc, char **argv)
 	if (int rc = 0; control.run(&rc))
 		return rc;
 	if (int rc = 0; qemu_downtime.run(&rc))
+		return rc;
+	if (int rc = 0; qemu_stop_window.run(&rc))
 		return rc;
 	if (int rc = 0; qemu_expected.run(&rc))
 		return rc;
