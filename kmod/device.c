@@ -127,8 +127,6 @@ static int vme_digest_alloc(struct vme_digest_cache *dc,
 		vme_digest_free(dc);
 		return -ENOMEM;
 	}
-	dc->chunk_factor = vme_crc_zeros_factor(VME_CHUNK_PAGES *
-						VME_PAGE_SIZE);
 	dc->last_chunk_factor = vme_crc_zeros_factor(last * VME_PAGE_SIZE);
 	dc->mem_factor = vme_crc_zeros_factor((u64)nr_pages * VME_PAGE_SIZE);
 	dc->mem_valid = true;
@@ -200,6 +198,31 @@ static void vme_digest_page_known_locked(struct vme_device *vme,
 
 /* Bring chunk @c up to date: the stale pages of it are read again. */
 static void vme_digest_chunk_refresh_locked(struct vme_device *vme,
+					    unsigned long c);
+
+/*
+ * The pages from @first to @end were just made known: settle their chunks
+ * whose pages are all known now, for the cost of combining CRCs, so the
+ * next digest (in the stop window, say) does not have to.
+ */
+static void vme_digest_settle_locked(struct vme_device *vme,
+				     unsigned long first, unsigned long end)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+	unsigned long c, from, to;
+
+	lockdep_assert_held(&vme->dev_lock);
+	for (c = first / VME_CHUNK_PAGES; c <= (end - 1) / VME_CHUNK_PAGES;
+	     c++) {
+		from = c * VME_CHUNK_PAGES;
+		to = min(from + VME_CHUNK_PAGES, vme->nr_pages);
+		if (test_bit(c, dc->chunk_stale) &&
+		    find_next_bit(dc->page_stale, to, from) >= to)
+			vme_digest_chunk_refresh_locked(vme, c);
+	}
+}
+
+static void vme_digest_chunk_refresh_locked(struct vme_device *vme,
 					    unsigned long c)
 {
 	struct vme_digest_cache *dc = &vme->digest;
@@ -240,8 +263,8 @@ static u32 vme_digest_mem_locked(struct vme_device *vme)
 		if (!(++n % (SZ_1M / VME_PAGE_SIZE / VME_CHUNK_PAGES)))
 			cond_resched();
 	}
-	for (c = 0; c + 1 < dc->nr_chunks; c++)
-		crc = vme_crc_mul(crc, dc->chunk_factor) ^ dc->chunk_crc[c];
+	c = dc->nr_chunks - 1;
+	crc = vme_crc_extend_chunks(0, dc->chunk_crc, c);
 	crc = vme_crc_mul(crc, dc->last_chunk_factor) ^ dc->chunk_crc[c];
 	dc->mem_crc = crc;
 	dc->mem_valid = true;
@@ -467,6 +490,7 @@ u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
 		clear_bit(idx, vme->dirty);
 		len += VME_PAGE_SIZE;
 	}
+	vme_digest_settle_locked(vme, start, idx);
 	*offset = (u64)start * VME_PAGE_SIZE;
 	return len;
 }
@@ -830,6 +854,8 @@ int vme_load_mem_locked(struct vme_device *vme, u64 offset, const void *data,
 					     (offset + done) / VME_PAGE_SIZE,
 					     page_crcs[done / VME_PAGE_SIZE]);
 	}
+	vme_digest_settle_locked(vme, offset / VME_PAGE_SIZE,
+				 (offset + len) / VME_PAGE_SIZE);
 	return 0;
 }
 

@@ -125,7 +125,6 @@ struct vme_digest_cache {
 	u32 *chunk_crc;
 	unsigned long *chunk_stale;
 	unsigned long nr_chunks;
-	u32 chunk_factor;		/* x^(8 chunk bytes) */
 	u32 last_chunk_factor;		/* the last, maybe shorter chunk's */
 	u32 mem_factor;			/* x^(8 mem_size) */
 	u32 mem_crc;
@@ -371,11 +370,11 @@ void vme_event_reset(struct vme_device *vme, u32 from);
 
 /* stream.c */
 u32 vme_crc(const void *data, size_t len);
-extern u32 vme_crc_page_factor;
 void vme_crc_init(void);
 u32 vme_crc_mul(u32 a, u32 b);
 u32 vme_crc_zeros_factor(u64 bytes);
 u32 vme_crc_extend_pages(u32 crc, const u32 *page_crcs, unsigned int nr);
+u32 vme_crc_extend_chunks(u32 crc, const u32 *chunk_crcs, unsigned long nr);
 void vme_stream_header_encode(struct vfio_mig_emu_stream_header *hdr,
 			      u32 profile, u64 mem_size);
 int vme_stream_header_check(const struct vfio_mig_emu_stream_header *hdr,
