@@ -100,6 +100,10 @@ enum vfio_mig_emu_profile {
  * vfio_mig_emu_resource each, in id order) and the whole device memory
  * (never-written pages read as zeros).  It excludes the migration state,
  * so a source at stop time and its destination after resume must agree.
+ * The module keeps the memory part from cached CRCs of pages and of 16-page
+ * chunks (crc32c is linear), refreshed where memory changed and taken from
+ * the MEM records it saves and loads: a digest reads only the pages
+ * written since the last one, not the whole memory.
  *
  * The dirty doorbell runs the emulated workload: for each of N steps a
  * page index and a fill pattern are drawn from the workload PRNG (part of
@@ -256,8 +260,8 @@ struct vfio_mig_emu_resource {
  * FAULT_ADD: A_UUID, A_FAULT_ID, A_FAULT; the others an ack only.
  *
  * Every command that changes anything needs CAP_NET_ADMIN
- * (GENL_ADMIN_PERM), and so does the digest (it reads every page of the
- * device: EPERM with an extack otherwise) and joining the "events" group
+ * (GENL_ADMIN_PERM), and so does the digest (it may read every page of
+ * the device: EPERM with an extack otherwise) and joining the "events" group
  * (EPERM from the bind or NETLINK_ADD_MEMBERSHIP).  The other queries are
  * cheap and open to everyone.  Commands run in parallel (the family has
  * parallel_ops): a command that waits for one device (KNOBS_SET behind an
