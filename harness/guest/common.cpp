@@ -305,6 +305,18 @@ void ProfileFixture::SetUp()
 		ASSERT_EQ(src_->flags, profile_mig_flags(*t.profile))
 			<< "migration flags " << mig_flags_name(src_->flags) << " differ from the uAPI header's "
 			<< mig_flags_name(profile_mig_flags(*t.profile));
+		// What the profile promises beyond the flags is asserted, not
+		// discovered: a module that broke MIG_DATA_SIZE or the
+		// PRECOPY_INFOv2 opt-in must fail here, not skip the tests
+		// that PROBE would have let run.
+		const bool precopy = (profile_mig_flags(*t.profile) & VFIO_MIGRATION_PRE_COPY) != 0;
+		ASSERT_TRUE(src_->caps.data_size)
+			<< "vfio_mig_emu offers VFIO_DEVICE_FEATURE_MIG_DATA_SIZE on every profile; PROBE found "
+			<< src_->caps.describe();
+		ASSERT_EQ(src_->caps.precopy_info_v2, precopy)
+			<< "vfio_mig_emu offers VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 exactly on the profiles with "
+			   "PRE_COPY; PROBE found "
+			<< src_->caps.describe();
 	} else {
 		ASSERT_NE(src_->flags, 0u) << target_label() << " is not migratable: " << src_->caps.describe();
 		// A known deviation: collect the test's failures instead of

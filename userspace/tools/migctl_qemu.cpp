@@ -393,11 +393,15 @@ StopWindowRun stop_window_once(control::Client &ctl, const qemu::Build &build, s
 	lane.set_parameters({{"max-bandwidth", 8ull << 30}, {"downtime-limit", 1}});
 	lane.start_migration();
 	StopWindowRun r;
-	// No figures: the session left PRE_COPY, QEMU has switched over (it
-	// may, even at 1 ms, once what is left is small enough).
+	// Figures gone after they were seen: the session left PRE_COPY, QEMU
+	// has switched over (it may, even at 1 ms, once little is left).
+	bool seen = false;
 	auto drained = [&] {
 		const control::Precopy p = ctl.device(src).precopy;
-		return !p.initial_bytes || !p.dirty_bytes || (*p.initial_bytes == 0 && *p.dirty_bytes == 0);
+		if (!p.initial_bytes || !p.dirty_bytes)
+			return seen;
+		seen = true;
+		return *p.initial_bytes == 0 && *p.dirty_bytes == 0;
 	};
 	if (!qemu::QemuLane::wait_for(drained, 600s)) {
 		r.error = "the device still had precopy data after 600 s";
