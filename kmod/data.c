@@ -468,11 +468,14 @@ static bool vme_save_produce_locked(struct vme_migration_file *migf)
 			/*
 			 * Initial resources first; in the memory phase any
 			 * resource not sent yet (v1: added during the
-			 * session, dirty data) goes ahead of the pages.
+			 * session, dirty data) goes once the initial pages
+			 * are out, ahead of the other pages: the stream's
+			 * initial data stays the bytes before initial_total.
 			 */
 			if (id < vme->nr_res &&
 			    (id < migf->initial_res ||
-			     migf->phase == VME_SAVE_MEM)) {
+			     (migf->phase == VME_SAVE_MEM &&
+			      bitmap_empty(migf->init_map, vme->nr_pages)))) {
 				memcpy(payload, &vme->res[id], VME_RES_SIZE);
 				mutex_unlock(&vme->dev_lock);
 				vme_resource_context(le64_to_cpu(((struct vfio_mig_emu_resource *)payload)->cookie),
@@ -808,6 +811,7 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 						bool stop_copy)
 {
 	struct vme_migration_file *migf;
+	u64 init_mem;
 
 	lockdep_assert_held(&vme->state_mutex);
 	migf = vme_migf_alloc(vme, &vme_save_fops, O_RDONLY,
@@ -825,11 +829,17 @@ struct vme_migration_file *vme_save_file_create(struct vme_device *vme,
 	mutex_lock(&vme->dev_lock);
 	vme->res_changed = false;
 	vme_dirty_start_locked(vme);
+	/*
+	 * The memory there is now is initial data: the uAPI's dirty_bytes
+	 * "starts at zero" and counts only what changes from here on.
+	 */
+	bitmap_copy(migf->init_map, vme->dirty, vme->nr_pages);
+	init_mem = vme_mem_stream_bytes(migf->init_map, vme->nr_pages);
 	migf->initial_res = vme->nr_res;
 	vme->saving_migf = migf;
 	mutex_unlock(&vme->dev_lock);
 	migf->initial_total = VME_HDR_SIZE + VME_REC_SIZE + VME_CONFIG_SIZE +
-			      (u64)migf->initial_res * migf->res_rec;
+			      (u64)migf->initial_res * migf->res_rec + init_mem;
 	return migf;
 }
 

@@ -319,6 +319,9 @@ void ProfileFixture::SetUp()
 			<< src_->caps.describe();
 	} else {
 		ASSERT_NE(src_->flags, 0u) << target_label() << " is not migratable: " << src_->caps.describe();
+		// "at least VFIO_MIGRATION_STOP_COPY must be set" (uAPI).
+		ASSERT_TRUE(src_->flags & VFIO_MIGRATION_STOP_COPY)
+			<< target_label() << " offers migration without STOP_COPY: " << src_->caps.describe();
 		// A known deviation: collect the test's failures instead of
 		// reporting them; TearDown turns them into an expected failure.
 		const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -27,8 +27,11 @@ TEST_P(DataFdEnd, StopCopyEndsWithEofNeverEnomsg)
 		ASSERT_OK(r);
 		EXPECT_EQ(*r, 0u) << "data after end of stream";
 	}
+	// "poll always returning readable" (uAPI), not merely returning.
 	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};
 	EXPECT_EQ(::poll(&pfd, 1, 0), 1) << "poll at EOF must not block";
+	EXPECT_TRUE(pfd.revents & POLLIN) << "poll at the end of STOP_COPY is not readable (revents " << pfd.revents
+					  << ")";
 }
 
 TEST_P(DataFdEnd, PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData)

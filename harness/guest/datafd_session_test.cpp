@@ -46,6 +46,47 @@ TEST_P(DataFdSession, LeavingStopCopyEndsTheSession)
 	EXPECT_ERRNO(s.data.read(buf), ENODEV);
 }
 
+// "PRE_COPY_P2P -> RUNNING_P2P ... The PRE_COPY_P2P arc will terminate a
+// data transfer session", while moving within the saving group "does not
+// terminate or otherwise affect" it (uAPI).
+TEST_P(DataFdSession, P2pArcsKeepOrEndTheSessionAsTheUapiSays)
+{
+	REQUIRE_MIG_FLAG(kMigPreCopy | kMigP2P);
+	Device &dev = src();
+	auto pre = dev.set_state(State::PreCopy);
+	ASSERT_TRUE(pre.has_data());
+	std::uint8_t buf[64];
+	for (State st : {State::PreCopyP2P, State::PreCopy, State::PreCopyP2P}) {
+		auto r = dev.try_set_state(st);
+		ASSERT_OK(r) << "to " << state_name(st);
+		EXPECT_FALSE(r->has_data()) << "a move within the saving group to " << state_name(st)
+					    << " opened a new session";
+		auto rd = pre.data.read(buf);
+		EXPECT_TRUE(rd.ok() || rd.err() == ENOMSG)
+			<< "the session's fd after the move to " << state_name(st) << ": " << rd.describe();
+	}
+	ASSERT_OK(dev.try_set_state(State::RunningP2P));
+	auto rd = pre.data.read(buf);
+	EXPECT_FALSE(rd.ok()) << "PRE_COPY_P2P -> RUNNING_P2P left the session readable";
+	if (emulated())
+		EXPECT_ERRNO(rd, ENODEV) << "(module choice: an ended session's fd)";
+}
+
+// "Upon VFIO_DEVICE_FEATURE_GET, get the current migration state of the
+// VFIO device, data_fd will be -1" (uAPI), in a state with a session too.
+TEST_P(DataFdSession, GetStateReturnsNoFd)
+{
+	Device &dev = src();
+	auto s = dev.set_state(State::StopCopy);
+	ASSERT_TRUE(s.has_data());
+	struct vfio_device_feature_mig_state st = {};
+	st.data_fd = 12345;
+	ASSERT_OK(dev.feature(VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			      {reinterpret_cast<std::uint8_t *>(&st), sizeof(st)}, "GET MIG_DEVICE_STATE"));
+	EXPECT_EQ(st.device_state, static_cast<std::uint32_t>(VFIO_DEVICE_STATE_STOP_COPY));
+	EXPECT_EQ(st.data_fd, -1);
+}
+
 TEST_P(DataFdSession, LeavingPrecopyEndsTheSession)
 {
 	REQUIRE_MIG_FLAG(kMigPreCopy);
@@ -70,7 +111,14 @@ TEST_P(DataFdSession, StopToResumingGivesANewWritableFd)
 	ASSERT_OK(load_stream(dev, r.data, stream));
 	std::uint8_t buf[16];
 	EXPECT_FALSE(r.data.read(buf).ok()) << "read() on a resuming fd succeeded";
-	EXPECT_ERRNO(r.data.precopy_info(), ENOTTY);
+	// The uAPI: EINVAL outside PRE_COPY. A driver whose resuming fd has no
+	// ioctl op gets ENOTTY from the VFS instead; ours has none (module
+	// choice, asserted on our device only).
+	auto info = r.data.precopy_info();
+	if (emulated())
+		EXPECT_ERRNO(info, ENOTTY);
+	else
+		EXPECT_TRUE(!info.ok() && (info.err() == EINVAL || info.err() == ENOTTY)) << info.describe();
 	ASSERT_OK(dev.try_set_state(State::Stop));
 }
 

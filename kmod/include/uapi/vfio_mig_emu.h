@@ -142,17 +142,18 @@ enum vfio_mig_emu_profile {
  * unknown record types, out-of-range lengths or offsets, data after END, or
  * whose loaded state does not match the END record's digest.
  *
- * A saving session emits, in order: the header; the initial data (CONFIG
- * and one RESOURCE per resource); device memory as MEM records for every
- * page written since the device was reset (during PRE_COPY pages written
- * again are sent again); and, in STOP_COPY only, the final CONFIG, REGS
- * and END.  A resuming device starts from all-zero memory, so pages never
+ * A saving session emits, in order: the header; the initial data (CONFIG,
+ * one RESOURCE per resource, and MEM records for every page written since
+ * the device was reset, as the session starts: dirty_bytes starts at
+ * zero); then dirty data (pages written again during PRE_COPY are sent
+ * again); and, in STOP_COPY only, the final CONFIG, REGS and END.  A resuming device starts from all-zero memory, so pages never
  * sent load as zeros.  Later records override earlier ones.
  *
  * Resources added during a saving session are new critical data.  Without
  * the VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 opt-in (protocol v1) they are
- * dirty data: sent ahead of further memory (in PRE_COPY as soon as the
- * reader gets there, else in STOP_COPY) and counted in dirty_bytes;
+ * dirty data: sent once the initial pages are out, ahead of further memory
+ * (in PRE_COPY as soon as the reader gets there, else in STOP_COPY) and
+ * counted in dirty_bytes;
  * initial_bytes never grows, so a v1 user cannot tell them from memory.
  * If userspace opted in before the session started, they are new initial
  * data, sent in PRE_COPY ahead of further memory, together with every page
