@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -358,6 +359,26 @@ int run_expected(const std::vector<std::uint64_t> &sizes, const std::vector<std:
 	return ok ? 0 : 1;
 }
 
+std::vector<std::uint64_t> parse_sizes(const std::vector<std::string> &texts)
+{
+	std::vector<std::uint64_t> v;
+	for (const auto &t : texts)
+		v.push_back(parse_bytes(t));
+	return v;
+}
+
+/// A subcommand's body: an exception becomes "vfio-migctl NAME: what" and
+/// exit status 1.
+int guarded(const char *name, const std::function<int()> &body)
+{
+	try {
+		return body();
+	} catch (const std::exception &e) {
+		std::fprintf(stderr, "vfio-migctl %s: %s\n", name, e.what());
+		return 1;
+	}
+}
+
 struct StopWindowRun {
 	double downtime_ms = 0, pause_ms = 0, total_ms = 0;
 	std::string error; ///< empty: completed with equal digests
@@ -514,17 +535,12 @@ bool QemuStopWindow::run(int *rc)
 {
 	if (!*cmd_)
 		return false;
-	try {
-		std::vector<std::uint64_t> sizes;
-		for (auto &s : sizes_)
-			sizes.push_back(parse_bytes(s));
+	*rc = guarded("qemu-stop-window", [&] {
+		std::vector<std::uint64_t> sizes = parse_sizes(sizes_);
 		if (sizes.empty())
 			throw std::runtime_error("no --size given");
-		*rc = run_stop_window(sizes, static_cast<unsigned>(runs_), bound_ms_, json_out_, results_);
-	} catch (const std::exception &e) {
-		std::fprintf(stderr, "vfio-migctl qemu-stop-window: %s\n", e.what());
-		*rc = 1;
-	}
+		return run_stop_window(sizes, static_cast<unsigned>(runs_), bound_ms_, json_out_, results_);
+	});
 	return true;
 }
 
@@ -545,17 +561,9 @@ bool QemuExpectedDowntime::run(int *rc)
 {
 	if (!*cmd_)
 		return false;
-	try {
-		std::vector<std::uint64_t> sizes, bws;
-		for (auto &s : sizes_)
-			sizes.push_back(parse_bytes(s));
-		for (auto &b : bandwidths_)
-			bws.push_back(parse_bytes(b));
-		*rc = run_expected(sizes, bws, json_out_, results_);
-	} catch (const std::exception &e) {
-		std::fprintf(stderr, "vfio-migctl qemu-expected-downtime: %s\n", e.what());
-		*rc = 1;
-	}
+	*rc = guarded("qemu-expected-downtime", [&] {
+		return run_expected(parse_sizes(sizes_), parse_sizes(bandwidths_), json_out_, results_);
+	});
 	return true;
 }
 
@@ -575,15 +583,12 @@ bool QemuDowntime::run(int *rc)
 {
 	if (!*cmd_)
 		return false;
-	try {
+	*rc = guarded("qemu-downtime", [&] {
 		Setup s = load(fixture_);
 		if (runs_ > 0)
 			s.runs = static_cast<unsigned>(runs_);
-		*rc = run_experiment(s, json_out_, results_);
-	} catch (const std::exception &e) {
-		std::fprintf(stderr, "vfio-migctl qemu-downtime: %s\n", e.what());
-		*rc = 1;
-	}
+		return run_experiment(s, json_out_, results_);
+	});
 	return true;
 }
 
