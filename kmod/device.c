@@ -500,14 +500,8 @@ u32 vme_dirty_take_locked(struct vme_device *vme, unsigned long *map,
 /* splitmix64: the workload PRNG, its state is migrated. */
 static u64 vme_prng_next_locked(struct vme_device *vme)
 {
-	u64 z;
-
 	lockdep_assert_held(&vme->dev_lock);
-	vme->prng += 0x9e3779b97f4a7c15ULL;
-	z = vme->prng;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return vfio_mig_emu_splitmix64(&vme->prng);
 }
 
 /* Dirty doorbell: @steps pages drawn from the PRNG get a fill pattern. */
@@ -602,13 +596,7 @@ u64 vme_resource_record_bytes(u32 resource_bytes)
  */
 static u64 vme_ctx_next(u64 *state)
 {
-	u64 z;
-
-	*state += 0x9e3779b97f4a7c15ULL;
-	z = *state;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return vfio_mig_emu_splitmix64(state);
 }
 
 void vme_resource_context(u64 cookie, u8 *buf, u32 len)

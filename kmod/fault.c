@@ -68,14 +68,8 @@ void vme_faults_fini(struct vme_device *vme)
 /* splitmix64, the fault's own PRNG for TRIGGER_RANDOM. */
 static u64 vme_fault_draw_locked(struct vme_device *vme, struct vme_fault *f)
 {
-	u64 z;
-
 	lockdep_assert_held(&vme->fault_lock);
-	f->prng += 0x9e3779b97f4a7c15ULL;
-	z = f->prng;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return vfio_mig_emu_splitmix64(&f->prng);
 }
 
 static bool vme_fault_match(const struct vme_fault *f, u32 site, u32 from,

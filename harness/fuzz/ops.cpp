@@ -4,16 +4,17 @@
 #include <charconv>
 #include <sstream>
 
+#include "vfio_mig_emu.h"
 #include "vfiomig/state.hpp"
 
 namespace vfiomig::fuzz {
 
 std::uint64_t Rng::next()
 {
-	std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	__u64 s = state_;
+	std::uint64_t z = vfio_mig_emu_splitmix64(&s);
+	state_ = s;
+	return z;
 }
 
 std::uint64_t Rng::below(std::uint64_t n)

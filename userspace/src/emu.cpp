@@ -90,11 +90,11 @@ Status scribble(Device &dev, std::uint32_t seed, std::uint32_t dirty_pages)
 
 std::uint64_t splitmix64_next(std::uint64_t &state)
 {
-	state += 0x9e3779b97f4a7c15ULL;
-	std::uint64_t z = state;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	static_assert(sizeof(__u64) == sizeof(std::uint64_t));
+	__u64 s = state;
+	std::uint64_t z = vfio_mig_emu_splitmix64(&s);
+	state = s;
+	return z;
 }
 
 DeviceModel reset_model(Bytes config, std::uint64_t size)

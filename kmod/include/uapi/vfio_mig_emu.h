@@ -110,9 +110,8 @@ enum vfio_mig_emu_profile {
  * the migrated state) and that page is written, exactly as a guest write
  * to BAR2 would be.
  *
- * Precisely (kmod/device.c): the PRNG is splitmix64, state 0 after reset;
- * a draw adds 0x9e3779b97f4a7c15 to the state and returns the mixed value
- * z.  A workload step draws z, writes page (z >> 32) % (mem_size / 4096)
+ * Precisely: the PRNG is splitmix64 (vfio_mig_emu_splitmix64() below),
+ * state 0 after reset; a draw returns z.  A workload step draws z, writes page (z >> 32) % (mem_size / 4096)
  * with the 32-bit pattern (u32)z repeated (little-endian).  The
  * reconfigure doorbell appends N resources, each from one draw: id = the
  * next id, kind = z >> 32, cookie = z.
@@ -126,6 +125,20 @@ enum vfio_mig_emu_profile {
  * space and BAR2 take any size and alignment inside the region; an access
  * that does not fit in the region fails with EINVAL.
  */
+
+/*
+ * splitmix64, the one PRNG of the contract: the workload, the resource
+ * contexts and random fault triggers.  A draw adds 0x9e3779b97f4a7c15 to
+ * *state and returns the mixed value.
+ */
+static inline __u64 vfio_mig_emu_splitmix64(__u64 *state)
+{
+	__u64 z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
 #define VFIO_MIG_EMU_MAX_DIRTY_STEPS	65536
 #define VFIO_MIG_EMU_MAX_RESOURCES	4096
 
