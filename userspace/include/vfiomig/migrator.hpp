@@ -1,4 +1,4 @@
-// The reference "VMM" migration loop (DESIGN.md, "The consumer model"):
+// The reference "VMM" migration loop, modelled on QEMU's hw/vfio/migration.c:
 // N source devices to N destination devices through their data fds, the
 // way QEMU's 2026 VFIO migration series drives real devices — precopy
 // iterations driven by VFIO_MIG_GET_PRECOPY_INFO, switchover-ack (legacy or
