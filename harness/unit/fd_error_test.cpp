@@ -18,6 +18,16 @@ TEST(Error, MessageNamesContextAndErrno)
 	EXPECT_EQ(errno_name(ESPIPE), "ESPIPE");
 }
 
+TEST(Error, ErrnoNamesAreTheSymbols)
+{
+	EXPECT_EQ(errno_name(EINVAL), "EINVAL");
+	EXPECT_EQ(errno_name(EAGAIN), "EAGAIN"); // not EWOULDBLOCK
+	EXPECT_EQ(errno_name(EOPNOTSUPP), "EOPNOTSUPP");
+	EXPECT_EQ(errno_name(ENOTTY), "ENOTTY");
+	EXPECT_EQ(errno_name(0), "0");
+	EXPECT_EQ(errno_name(4000), "E4000") << "an unknown number keeps its value";
+}
+
 TEST(Error, NegativeErrnoHelperThrowsTheSameType)
 {
 	EXPECT_EQ(check_neg_errno(5, "io_uring_submit"), 5);
