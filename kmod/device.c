@@ -198,7 +198,26 @@ static void vme_digest_page_known_locked(struct vme_device *vme,
 
 /* Bring chunk @c up to date: the stale pages of it are read again. */
 static void vme_digest_chunk_refresh_locked(struct vme_device *vme,
-					    unsigned long c);
+					    unsigned long c)
+{
+	struct vme_digest_cache *dc = &vme->digest;
+	unsigned long first = c * VME_CHUNK_PAGES, idx = first;
+	unsigned long end = min(first + VME_CHUNK_PAGES, vme->nr_pages);
+	u32 *block = dc->blocks[first / VME_CRC_BLOCK_PAGES];
+	const void *page;
+
+	/* VME_CRC_BLOCK_PAGES is a multiple of VME_CHUNK_PAGES. */
+	for_each_set_bit_from(idx, dc->page_stale, end) {
+		page = xa_load(&vme->pages, idx);
+		block[idx % VME_CRC_BLOCK_PAGES] =
+			page ? crc32c(0, page, VME_PAGE_SIZE) : 0;
+		clear_bit(idx, dc->page_stale);
+	}
+	dc->chunk_crc[c] = block ?
+		vme_crc_extend_pages(0, block + first % VME_CRC_BLOCK_PAGES,
+				     end - first) : 0;
+	clear_bit(c, dc->chunk_stale);
+}
 
 /*
  * The pages from @first to @end were just made known: settle their chunks
@@ -222,36 +241,12 @@ static void vme_digest_settle_locked(struct vme_device *vme,
 	}
 }
 
-static void vme_digest_chunk_refresh_locked(struct vme_device *vme,
-					    unsigned long c)
-{
-	struct vme_digest_cache *dc = &vme->digest;
-	unsigned long first = c * VME_CHUNK_PAGES, idx;
-	unsigned long end = min(first + VME_CHUNK_PAGES, vme->nr_pages);
-	u32 *block = dc->blocks[first / VME_CRC_BLOCK_PAGES];
-	const void *page;
-
-	/* VME_CRC_BLOCK_PAGES is a multiple of VME_CHUNK_PAGES. */
-	for_each_set_bit_from(first, dc->page_stale, end) {
-		idx = first;
-		page = xa_load(&vme->pages, idx);
-		block[idx % VME_CRC_BLOCK_PAGES] =
-			page ? crc32c(0, page, VME_PAGE_SIZE) : 0;
-		clear_bit(idx, dc->page_stale);
-	}
-	first = c * VME_CHUNK_PAGES;
-	dc->chunk_crc[c] = block ?
-		vme_crc_extend_pages(0, block + first % VME_CRC_BLOCK_PAGES,
-				     end - first) : 0;
-	clear_bit(c, dc->chunk_stale);
-}
-
 /* crc32c from 0 over all device memory, from the cache. */
 static u32 vme_digest_mem_locked(struct vme_device *vme)
 {
 	struct vme_digest_cache *dc = &vme->digest;
 	unsigned long c, n = 0;
-	u32 crc = 0;
+	u32 crc;
 
 	lockdep_assert_held(&vme->dev_lock);
 	if (dc->mem_valid)
