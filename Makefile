@@ -35,7 +35,7 @@
 KVER ?= 6.12.117+deb12-amd64
 KDIR ?= /lib/modules/$(KVER)/build
 BUILD ?= build/cmake
-WERROR ?= $(if $(CI),ON,OFF)
+WERROR ?= ON
 PREFIX ?= /usr/local
 DESTDIR ?=
 # Where modules_install puts the module under /lib/modules/$(KVER): updates/

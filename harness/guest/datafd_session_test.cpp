@@ -68,8 +68,9 @@ TEST_P(DataFdSession, P2pArcsKeepOrEndTheSessionAsTheUapiSays)
 	ASSERT_OK(dev.try_set_state(State::RunningP2P));
 	auto rd = pre.data.read(buf);
 	EXPECT_FALSE(rd.ok()) << "PRE_COPY_P2P -> RUNNING_P2P left the session readable";
-	if (emulated())
+	if (emulated()) {
 		EXPECT_ERRNO(rd, ENODEV) << "(module choice: an ended session's fd)";
+	}
 }
 
 // "Upon VFIO_DEVICE_FEATURE_GET, get the current migration state of the
