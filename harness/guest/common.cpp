@@ -1,5 +1,8 @@
 #include "common.hpp"
 
+#include "fixture_path.hpp"
+#include "known_issues.hpp"
+
 #include <gtest/gtest-spi.h>
 
 #include <filesystem>
@@ -114,6 +117,11 @@ void configure_targets(TargetConfig c)
 		const Instance &in = pool(Target{}, static_cast<int>(i));
 		if (!in.flags)
 			throw_error(ENOTTY, config().devices[i] + " is not migratable: " + in.caps.describe());
+	}
+	try {
+		(void)foreign_known_issues();
+	} catch (const KnownIssueError &e) {
+		throw Error(EINVAL, std::string("the known issues of ") + foreign_driver() + " are not usable:\n" + e.what());
 	}
 }
 
@@ -235,36 +243,16 @@ control::EventSubscription *events()
 }
 std::string target_param_name(const ::testing::TestParamInfo<Target> &info) { return info.param.name(); }
 
-const char *known_issue(const std::string &driver, const std::string &suite, const std::string &test)
+const std::vector<KnownIssue> &foreign_known_issues()
 {
-	struct Issue {
-		const char *driver_prefix; ///< mdev type or PCI driver, matched as a prefix
-		const char *suite;	   ///< gtest suite name without the instantiation prefix
-		const char *test;	   ///< test name without the parameter suffix
-		const char *reason;
-	};
-	// Deviations from include/uapi/linux/vfio.h found by this suite.
-#define MTTY_PRECOPY_EOF \
-	"mtty_save_read() returns 0 at the PRE_COPY temporary end of stream where include/uapi/linux/vfio.h says " \
-		   "the driver should return ENOMSG (and its saving fd has no poll(), so poll() cannot wait for more); " \
-		   "samples/vfio-mdev/mtty.c of 6.12"
-	static const Issue issues[] = {
-		{"mtty", "DataFdEnd", "PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData", MTTY_PRECOPY_EOF},
-		{"mtty", "DataFdSession", "SharedAcrossTheSavingGroup", MTTY_PRECOPY_EOF},
-		{"mtty", "PrecopyInfo", "InitialBytesNeverIncrease", MTTY_PRECOPY_EOF},
-	};
-#undef MTTY_PRECOPY_EOF
-	auto base = [](const std::string &s) {
-		auto slash = s.find('/');
-		std::string b = slash == std::string::npos ? s : s.substr(slash + 1);
-		auto tail = b.find('/');
-		return tail == std::string::npos ? b : b.substr(0, tail);
-	};
-	std::string su = base(suite), te = test.substr(0, test.find('/'));
-	for (const Issue &i : issues)
-		if (driver.starts_with(i.driver_prefix) && su == i.suite && te == i.test)
-			return i.reason;
-	return nullptr;
+	static const std::vector<KnownIssue> issues = [] {
+		if (emulated())
+			return std::vector<KnownIssue>{};
+		const char *env = std::getenv("VFIOMIG_KNOWN_ISSUES");
+		std::string dir = env && *env ? env : find_fixture("known-issues", VFIOMIG_SOURCE_DIR);
+		return load_known_issues(dir, foreign_driver());
+	}();
+	return issues;
 }
 
 Profile ProfileFixture::profile() const
@@ -323,10 +311,12 @@ void ProfileFixture::SetUp()
 		ASSERT_TRUE(src_->flags & VFIO_MIGRATION_STOP_COPY)
 			<< target_label() << " offers migration without STOP_COPY: " << src_->caps.describe();
 		// A known deviation: collect the test's failures instead of
-		// reporting them; TearDown turns them into an expected failure.
+		// reporting them; TearDown sorts them into the expected symptom
+		// and everything else.
 		const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
-		if (const char *why = known_issue(foreign_driver(), info->test_suite_name(), info->name())) {
-			xfail_reason_ = why;
+		xfail_issues_ = known_issues_of(foreign_known_issues(),
+						known_issue_key(info->test_suite_name(), info->name()));
+		if (!xfail_issues_.empty()) {
 			xfail_results_ = std::make_unique<::testing::TestPartResultArray>();
 			xfail_reporter_ = std::make_shared<::testing::ScopedFakeTestPartResultReporter>(
 				::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD,
@@ -340,25 +330,48 @@ void ProfileFixture::TearDown()
 	if (!xfail_reporter_)
 		return;
 	xfail_reporter_.reset(); // restores the real reporter
-	std::string first, skip;
-	bool skipped = false;
+	const KnownIssue *seen = nullptr;
+	std::string seen_failure, skip;
+	bool skipped = false, other = false;
 	for (int i = 0; i < xfail_results_->size(); i++) {
 		const auto &r = xfail_results_->GetTestPartResult(i);
-		if (r.skipped() && !skipped) {
+		std::string at = std::string(r.file_name() ? r.file_name() : "?") + ":" + std::to_string(r.line_number());
+		if (r.skipped()) {
+			if (!skipped)
+				skip = r.message();
 			skipped = true;
-			skip = r.message();
+			continue;
 		}
-		else if (r.failed() && first.empty())
-			first = std::string(r.file_name() ? r.file_name() : "?") + ":" + std::to_string(r.line_number()) +
-				": " + r.message();
+		if (!r.failed())
+			continue;
+		const KnownIssue *match = nullptr;
+		for (const KnownIssue *k : xfail_issues_) {
+			if (std::string_view(r.message()).find(k->symptom) != std::string_view::npos)
+				match = k;
+		}
+		if (match && !seen) {
+			seen = match;
+			seen_failure = at + ": " + r.message();
+		}
+		if (!match) {
+			// Only the listed symptom is expected: anything else the
+			// test finds is judged as usual.
+			other = true;
+			ADD_FAILURE_AT(r.file_name() ? r.file_name() : "?", r.line_number())
+				<< r.message() << "\n(a failure of a test with a known issue of " << foreign_driver()
+				<< ", but not its symptom \"" << xfail_issues_.front()->symptom << "\" ("
+				<< xfail_issues_.front()->source << "))";
+		}
 	}
-	if (!first.empty())
-		GTEST_SKIP() << "known issue of " << foreign_driver() << " (expected failure): " << xfail_reason_
-			     << "\n  failed as expected: " << first;
+	if (other)
+		return;
+	if (seen)
+		GTEST_SKIP() << "known issue of " << foreign_driver() << " (expected failure, " << seen->source
+			     << "): " << seen->reason << "\n  failed as expected: " << seen_failure;
 	if (skipped)
 		GTEST_SKIP() << skip;
-	ADD_FAILURE() << "known issue of " << foreign_driver() << " did not reproduce (" << xfail_reason_
-		      << "): remove it from known_issues() in harness/guest/common.cpp";
+	ADD_FAILURE() << "known issue of " << foreign_driver() << " did not reproduce (" << xfail_issues_.front()->reason
+		      << "): remove it from " << xfail_issues_.front()->source;
 }
 
 Device &ProfileFixture::dst()

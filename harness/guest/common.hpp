@@ -29,10 +29,12 @@
 // from ProfileFixture (whole-module tests on fresh instances) start their
 // SetUp with REQUIRE_EMU or REQUIRE_CONTROL.
 //
-// A known deviation of a foreign driver is listed in known_issues() (see
-// common.cpp): the test still runs; failing as listed makes it a skip
-// "known issue of DRIVER (expected failure): ...", passing makes it fail
-// so the stale entry is removed.
+// A known deviation of a foreign driver is a row of
+// fixtures/known-issues/DRIVER.tsv: a test pattern, the symptom (text of
+// the failure) and the reason. The test still runs; failing with the
+// symptom makes it a skip "known issue of DRIVER (expected failure): ...",
+// any other failure fails as usual, and passing makes it fail so the
+// stale entry is removed.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -44,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "known_issues.hpp"
 #include "vfio_mig_emu.h"
 #include "vfiomig/control.hpp"
 #include "vfiomig/emu.hpp"
@@ -233,10 +236,10 @@ protected:
 private:
 	Instance *src_ = nullptr;
 	Instance *dst_ = nullptr;
-	// Failures of a test listed in known_issues(), held back until TearDown.
+	// Failures of a test with a known issue, held back until TearDown.
+	std::vector<const KnownIssue *> xfail_issues_;
 	std::unique_ptr<::testing::TestPartResultArray> xfail_results_;
 	std::shared_ptr<void> xfail_reporter_;
-	std::string xfail_reason_;
 };
 
 /// Parameterised over the targets (target_params()).
@@ -274,8 +277,9 @@ std::string target_param_name(const ::testing::TestParamInfo<Target> &info);
 	INSTANTIATE_TEST_SUITE_P(Profiles, suite, ::testing::ValuesIn(vfiomig::test::target_params()), \
 				 vfiomig::test::target_param_name)
 
-/// A known deviation of a foreign driver: the reason, or nullptr.
-const char *known_issue(const std::string &driver, const std::string &suite, const std::string &test);
+/// The foreign driver's known deviations (fixtures/known-issues/DRIVER.tsv,
+/// or the directory $VFIOMIG_KNOWN_ISSUES); empty in emulated mode.
+const std::vector<KnownIssue> &foreign_known_issues();
 
 /// Whether `cond()` holds within `limit`, asked every 20 ms.  For effects
 /// that take time (a background worker, a timer): the limit only bounds a

@@ -27,7 +27,7 @@ protected:
 		r.value();
 		auto s = f->dev.set_state(State::PreCopy);
 		pump(s.data, nullptr, {PumpUntil::NoMsg, {}, {}, nullptr}).value();
-		const std::string uuid = f->mdev.uuid();
+		const std::string uuid = f->mdev->uuid();
 		nl()->workload(uuid, Workload::Reconfig, 1);
 		if (dev_get)
 			nl()->device(uuid);

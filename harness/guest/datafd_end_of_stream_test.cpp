@@ -42,7 +42,7 @@ TEST_P(DataFdEnd, PrecopyTemporaryEndIsEnomsgAndPollWakesOnNewData)
 	ASSERT_TRUE(s.has_data());
 	auto p = pump(s.data, nullptr, {PumpUntil::NoMsg, {}, {}, nullptr});
 	ASSERT_OK(p);
-	ASSERT_TRUE(p->enomsg) << "PRE_COPY stream ended with read() == 0";
+	EXPECT_TRUE(p->enomsg) << "PRE_COPY stream ended with read() == 0, not ENOMSG";
 	EXPECT_GT(p->bytes_read, 0u) << "no initial data";
 
 	struct pollfd pfd = {s.data.fd().get(), POLLIN, 0};

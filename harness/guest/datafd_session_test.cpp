@@ -18,7 +18,7 @@ TEST_P(DataFdSession, SharedAcrossTheSavingGroup)
 	Bytes stream;
 	auto p1 = pump(pre.data, nullptr, {PumpUntil::NoMsg, {}, {}, &stream});
 	ASSERT_OK(p1);
-	EXPECT_TRUE(p1->enomsg);
+	EXPECT_TRUE(p1->enomsg) << "PRE_COPY stream ended with read() == 0, not ENOMSG";
 	if (has(kMigP2P)) {
 		auto p2p = dev.set_state(State::PreCopyP2P);
 		EXPECT_FALSE(p2p.has_data()) << "PRE_COPY->PRE_COPY_P2P opened a new session";

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "common.hpp"
 
@@ -25,13 +26,25 @@ inline bool profile_offered(Profile p)
 	} while (0)
 
 struct Fresh {
-	MdevInstance mdev;
+	std::optional<MdevInstance> mdev; ///< nullopt: a foreign device, reopened
 	Device dev; ///< declared last: closed before the instance is removed
 	static std::unique_ptr<Fresh> make(Profile p)
 	{
 		MdevInstance m = MdevInstance::create(p);
 		Device d = open_device(m.sysfs_path());
 		return std::unique_ptr<Fresh>(new Fresh{std::move(m), std::move(d)});
+	}
+	/// An emulated target: a new instance of its profile. A foreign one:
+	/// the pooled source is closed and its device opened again, so what
+	/// dies with an open (an opt-in, a session) dies with this one too; the
+	/// pool opens it again for the next test.
+	static std::unique_ptr<Fresh> make(const Target &t)
+	{
+		if (t.profile)
+			return make(*t.profile);
+		release_instance(t, 0);
+		Device d = open_device(target_config().devices.at(0));
+		return std::unique_ptr<Fresh>(new Fresh{std::nullopt, std::move(d)});
 	}
 };
 

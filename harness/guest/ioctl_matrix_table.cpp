@@ -12,6 +12,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "fixture_path.hpp"
 #include "vfiomig/fd.hpp"
 
 namespace vfiomig::matrix {
@@ -381,6 +382,7 @@ std::vector<Row> parse_table(std::string_view text, const std::string &source, c
 		r.call = cols[0];
 		r.condition = cols[1];
 		r.rule = cols[5];
+		r.module_choice = r.rule.starts_with(kModuleChoice);
 		bool bad = false;
 		auto call_it = reg.conditions_of.find(r.call);
 		if (call_it == reg.conditions_of.end()) {
@@ -479,18 +481,7 @@ std::string find_table(const std::string &source_dir)
 {
 	if (const char *env = std::getenv("VFIOMIG_IOCTL_MATRIX"); env && *env)
 		return env;
-	namespace fs = std::filesystem;
-	std::error_code ec;
-	fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-	if (!ec) {
-		// build/cmake/harness/vfio-migtest -> <tree>/fixtures
-		for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-			fs::path p = dir / "fixtures" / "ioctl-matrix.tsv";
-			if (fs::exists(p, ec))
-				return p.string();
-		}
-	}
-	return (fs::path(source_dir) / "fixtures" / "ioctl-matrix.tsv").string();
+	return test::find_fixture("ioctl-matrix.tsv", source_dir);
 }
 
 } // namespace vfiomig::matrix

@@ -109,6 +109,10 @@ struct Row {
 	Expectation expected;
 	After after;
 	std::string rule;
+	/// The rule is vfio_mig_emu's choice, not the uAPI's: the rule column
+	/// starts with "module:". On a foreign target a different outcome is
+	/// reported as a difference, not a failure.
+	bool module_choice = false;
 	/// Test-name stem: call__condition, plus __<requirement> when the
 	/// same call x condition has rows for several requirements.
 	std::string name;
@@ -126,6 +130,9 @@ public:
 	explicit TableError(const std::string &what) : std::runtime_error(what) {}
 };
 
+/// The prefix of a rule column that marks the row as vfio_mig_emu's choice.
+inline constexpr std::string_view kModuleChoice = "module:";
+
 /// The column header the table must start with (tab-separated).
 inline constexpr std::string_view kHeader = "call\tcondition\trequires\texpected\tafter\trule";
 
@@ -141,9 +148,7 @@ std::vector<Row> parse_table(std::string_view text, const std::string &source, c
 std::vector<Row> load_table(const std::string &path, const Registry &reg);
 
 /// Where the table is: $VFIOMIG_IOCTL_MATRIX if set, else
-/// fixtures/ioctl-matrix.tsv next to the binary's tree (../../fixtures
-/// from build/cmake/harness), else under the source tree the binary was
-/// built from.
+/// fixtures/ioctl-matrix.tsv as find_fixture() finds it.
 std::string find_table(const std::string &source_dir);
 
 /// errno value for "EINVAL", ... (nullopt when unknown).

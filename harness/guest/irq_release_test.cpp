@@ -34,7 +34,7 @@ TEST_F(IrqRelease, ClosingTheDeviceFdDropsEveryEventfd)
 		<< "signalling an eventfd whose fd the user closed";
 
 	// Close the device fd with both triggers registered.
-	std::string path = a->mdev.sysfs_path();
+	std::string path = a->mdev->sysfs_path();
 	{
 		Device closing = std::move(a->dev);
 	}

@@ -26,7 +26,7 @@ TEST_F(DeviceRequest, RemovingAnOpenInstanceSignalsReq)
 	ASSERT_EQ(irq::set_eventfd(a->dev, VFIO_PCI_REQ_IRQ_INDEX, req.get()), 0);
 
 	// The remove blocks in the vfio core until the device fd is closed.
-	auto removed = std::async(std::launch::async, [&] { return a->mdev.remove(); });
+	auto removed = std::async(std::launch::async, [&] { return a->mdev->remove(); });
 	std::uint64_t n = irq::take(req, 5000);
 	EXPECT_GE(n, 1u) << "removing the instance did not signal REQ within 5 s";
 	EXPECT_EQ(removed.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)

@@ -233,7 +233,7 @@ protected:
 		src_.push_back(Fresh::make(p));
 		dst_.push_back(Fresh::make(p));
 		EXPECT_OK(emu::scribble(src_[0]->dev, 5, 4));
-		const std::string uuid = src_[0]->mdev.uuid();
+		const std::string uuid = src_[0]->mdev->uuid();
 		FaultGuard guard(uuid);
 		control::Fault f;
 		f.site = control::Site::PrecopyInfo;
@@ -332,7 +332,7 @@ TEST_F(Migrate, OptsInOnSourceAndDestinationAtSetUp)
 	control::Knobs refuse;
 	refuse.refuse_precopy_v2 = true;
 	try {
-		c->set_knobs(dst_[1]->mdev.uuid(), refuse);
+		c->set_knobs(dst_[1]->mdev->uuid(), refuse);
 	} catch (const control::ControlError &e) {
 		GTEST_SKIP() << "the refusal knob is not available here: " << e.what();
 	}
@@ -360,7 +360,7 @@ TEST_F(Migrate, WithoutTheFinalQueryTheGapGoesToStopCopy)
 	control::Client *c = control_or_skip();
 	if (!c)
 		return;
-	c->set_knobs(dst_[0]->mdev.uuid(), load_cost(20000));
+	c->set_knobs(dst_[0]->mdev->uuid(), load_cost(20000));
 	MigratorOptions o = options(AckMode::PerDevice);
 	o.final_query = false;
 	o.after_decision = [this] { emu::reconfigure(src_[0]->dev, 5).value(); };
@@ -379,7 +379,7 @@ TEST_F(Migrate, ReinitMovesTheLoadOfNewCriticalDataOutOfDowntime)
 	control::Client *c = control_or_skip();
 	if (!c)
 		return;
-	c->set_knobs(dst_[0]->mdev.uuid(), load_cost(10000));
+	c->set_knobs(dst_[0]->mdev->uuid(), load_cost(10000));
 	double downtime[2] = {};
 	for (int v2 = 0; v2 < 2; v2++) {
 		src_[0] = Fresh::make(Profile::Full);
@@ -406,12 +406,12 @@ TEST_F(Migrate, GarbageSizesNeverCrashTheConsumer)
 	control::Client *c = control_or_skip();
 	if (!c)
 		return;
-	FaultGuard guard(src_[0]->mdev.uuid());
+	FaultGuard guard(src_[0]->mdev->uuid());
 	for (control::Site site : {control::Site::DataSize, control::Site::PrecopyInfo}) {
 		control::Fault f;
 		f.site = site;
 		f.effect = control::Effect::GarbageSize;
-		c->add_fault(src_[0]->mdev.uuid(), f);
+		c->add_fault(src_[0]->mdev->uuid(), f);
 	}
 	MigrationReport r = Migrator(pairs(), options(AckMode::PerDevice)).run();
 	expect_migrated(r);

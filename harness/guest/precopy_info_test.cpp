@@ -44,7 +44,7 @@ TEST_P(PrecopyInfo, InitialBytesNeverIncrease)
 			EXPECT_EQ(errno_name(r.err()), "ENOMSG") << r.describe();
 			break;
 		}
-		ASSERT_GT(*r, 0u) << "read() == 0 in PRE_COPY";
+		ASSERT_GT(*r, 0u) << "read() == 0 in PRE_COPY, not ENOMSG, at the end of the initial data";
 		total += *r;
 		if (emulated() && i < 30 && i % 3 == 0) {
 			// A guest write in between adds dirty bytes, never initial ones.

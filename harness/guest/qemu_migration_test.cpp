@@ -500,7 +500,7 @@ TEST_P(QemuFinalQuery, ComesWhereTheMigratorDefaultPutsIt)
 	MigratorOptions mo;
 	mo.ack = per_device ? AckMode::PerDevice : AckMode::Legacy;
 	mo.precopy_v2 = build.has_precopy_info_v2();
-	const std::string uuid = src->mdev.uuid();
+	const std::string uuid = src->mdev->uuid();
 	std::uint64_t at_decision = 0;
 	mo.after_decision = [&] { at_decision = nl()->device(uuid).counters.precopy_queries; };
 	MigrationReport r = Migrator({{&src->dev, &dst->dev}}, mo).run();

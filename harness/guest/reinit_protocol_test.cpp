@@ -64,7 +64,7 @@ protected:
 		a_ = Fresh::make(Profile::Full);
 	}
 	Device &dev() { return a_->dev; }
-	const std::string &uuid() { return a_->mdev.uuid(); }
+	const std::string &uuid() { return a_->mdev->uuid(); }
 	/// Opts in; skips when the device does not know the feature.
 	void opt_in()
 	{
@@ -130,7 +130,7 @@ TEST_F(Reinit, OptInEndsWhenTheDeviceIsClosed)
 {
 	opt_in();
 	{ Device closing = std::move(a_->dev); } // closes the opted-in fd (the group allows one open)
-	a_->dev = open_device(a_->mdev.sysfs_path());
+	a_->dev = open_device(a_->mdev->sysfs_path());
 	auto s = drained_precopy();
 	ASSERT_OK(emu::reconfigure(dev(), 2));
 	auto info = s.data.precopy_info(0);
@@ -335,7 +335,7 @@ TEST_F(Reinit, LoadingResourcesCostsTimeInsideWriteOnTheDestination)
 	std::string why;
 	if (!nl(&why))
 		GTEST_SKIP() << "no control plane: " << why;
-	nl()->set_knobs(d->mdev.uuid(), load_cost(20000));
+	nl()->set_knobs(d->mdev->uuid(), load_cost(20000));
 	ASSERT_OK(emu::reconfigure(dev(), 4));
 	auto out = dev().set_state(State::StopCopy);
 	Bytes stream;
