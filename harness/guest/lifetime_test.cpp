@@ -7,31 +7,56 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <future>
+#include <optional>
 
 namespace vfiomig::test {
 namespace {
 
 class Lifetime : public ProfileTest {
 protected:
-	// Each test opens and closes its own instance; the pooled foreign
-	// device stays open for the whole run.
-	void SetUp() override
+	/// The sysfs path of a device this test alone opens and closes: a new
+	/// vfio_mig_emu instance, or the foreign source with its pooled fd
+	/// closed (the pool opens it again for the next test).
+	std::string own_device()
 	{
-		REQUIRE_EMU("instances created per test");
-		ProfileTest::SetUp();
+		if (emulated()) {
+			mdev_.emplace(MdevInstance::create(profile()));
+			return mdev_->sysfs_path();
+		}
+		release_instance(target(), 0);
+		return target_config().devices.at(0);
 	}
+
+	/// A data fd whose session ended with its device fd: ENODEV on ours
+	/// (module choice, as mlx5 and mtty); on another driver it must at
+	/// least not hand out stream data.
+	template <typename R>
+	void expect_ended(R r, const char *what)
+	{
+		if (emulated()) {
+			EXPECT_ERRNO(r, ENODEV) << what;
+		} else {
+			const std::size_t moved = r.ok() ? r.value() : 0;
+			EXPECT_EQ(moved, 0u) << what << " after the device fd closed moved stream bytes";
+		}
+	}
+
+private:
+	std::optional<MdevInstance> mdev_;
 };
 
 TEST_P(Lifetime, DataFdOutlivesTheDeviceFd)
 {
-	// A private instance: the pooled ones stay open for the whole run.
-	MdevInstance mdev = MdevInstance::create(profile());
+	const std::string path = own_device();
 	DataFd saving;
 	{
-		Device dev = open_device(mdev.sysfs_path());
-		ASSERT_OK(emu::scribble(dev, 91, 2));
+		Device dev = open_device(path);
+		if (emulated()) {
+			ASSERT_OK(emu::scribble(dev, 91, 2));
+		}
 		auto s = dev.set_state(State::StopCopy);
 		ASSERT_TRUE(s.has_data());
 		saving = std::move(s.data);
@@ -39,37 +64,52 @@ TEST_P(Lifetime, DataFdOutlivesTheDeviceFd)
 		ASSERT_OK(saving.read(first));
 	} // device fd closed here, session still referenced by `saving`
 	std::uint8_t buf[4096];
-	EXPECT_ERRNO(saving.read(buf), ENODEV);
+	expect_ended(saving.read(buf), "read() of the saving fd");
 	saving.close();
 
-	// Reopening gives a reset, RUNNING device.
-	Device dev = open_device(mdev.sysfs_path());
-	EXPECT_EQ(state_name(dev.get_state()), "RUNNING");
+	// Reopening gives a reset, RUNNING device: our module's choice, as the
+	// variant drivers' open_device (mlx5, hisi_acc) do; vfio.h is silent.
+	// mtty keeps the state it was closed in: noted, then VFIO_DEVICE_RESET
+	// must bring it to RUNNING.
+	Device dev = open_device(path);
+	State reopened = dev.get_state();
+	if (emulated()) {
+		EXPECT_EQ(state_name(reopened), "RUNNING");
+	} else if (reopened != State::Running) {
+		RecordProperty("reopened_state", state_name(reopened));
+		std::printf("note: %s opens in %s after a close in STOP_COPY (ours and the variant drivers: RUNNING)\n",
+			    foreign_label().c_str(), state_name(reopened).c_str());
+		dev.reset();
+		EXPECT_EQ(state_name(dev.get_state()), "RUNNING") << "VFIO_DEVICE_RESET after the reopen";
+	}
 	auto fresh = dev.set_state(State::StopCopy);
 	EXPECT_TRUE(fresh.has_data());
 }
 
 TEST_P(Lifetime, ResumingFdOutlivesTheDeviceFd)
 {
-	MdevInstance mdev = MdevInstance::create(profile());
+	const std::string path = own_device();
 	DataFd resuming;
 	Bytes stream;
+	// Our stream's header, or half of a foreign driver's opaque stream.
+	std::size_t head = 0;
 	{
-		Device dev = open_device(mdev.sysfs_path());
+		Device dev = open_device(path);
 		stream = save(dev);
+		ASSERT_GE(stream.size(), 2u);
+		head = emulated() ? kStreamHeaderSize : stream.size() / 2;
 		auto r = dev.set_state(State::Resuming);
 		ASSERT_TRUE(r.has_data());
 		resuming = std::move(r.data);
-		ASSERT_OK(resuming.write(ByteSpan(stream).first(kStreamHeaderSize)));
+		ASSERT_OK(resuming.write(ByteSpan(stream).first(head)));
 	}
-	EXPECT_ERRNO(resuming.write(ByteSpan(stream).subspan(kStreamHeaderSize)), ENODEV);
+	expect_ended(resuming.write(ByteSpan(stream).subspan(head)), "write() of the resuming fd");
 }
 
 TEST_P(Lifetime, DeviceCloseWakesAThreadBlockedInPoll)
 {
 	REQUIRE_MIG_FLAG(kMigPreCopy);
-	MdevInstance mdev = MdevInstance::create(profile());
-	auto dev = std::make_unique<Device>(open_device(mdev.sysfs_path()));
+	auto dev = std::make_unique<Device>(open_device(own_device()));
 	auto s = dev->set_state(State::PreCopy);
 	ASSERT_TRUE(s.has_data());
 	std::vector<std::uint8_t> buf(64 * 1024);
@@ -95,8 +135,11 @@ TEST_P(Lifetime, DeviceCloseWakesAThreadBlockedInPoll)
 	ASSERT_EQ(waiter.wait_for(std::chrono::seconds(5)), std::future_status::ready)
 		<< "the thread blocked in poll was not woken by the device close";
 	short ev = static_cast<short>(waiter.get());
-	EXPECT_TRUE(ev & (POLLHUP | POLLERR)) << "revents " << ev;
-	EXPECT_ERRNO(s.data.read(buf), ENODEV);
+	// EPOLLHUP|EPOLLERR and ENODEV: our module's choice (as mlx5).
+	if (emulated()) {
+		EXPECT_TRUE(ev & (POLLHUP | POLLERR)) << "revents " << ev;
+	}
+	expect_ended(s.data.read(buf), "read() of the PRE_COPY fd");
 }
 
 VFIOMIG_INSTANTIATE_PROFILES(Lifetime);
